@@ -1,0 +1,68 @@
+"""Comparison of two evaluations that must agree, shared by the check families.
+
+Measure, then judge: :func:`compare` returns one :class:`Field` per property
+(largest absolute difference and where it occurs) next to the tolerance that
+property is held to, scaled with the system size and the force/stress
+magnitude of the reference:
+
+* energy: ``energy_atol × N`` (eV);
+* forces: ``force_atol + force_rtol × max|F|`` (eV/Å);
+* stress: ``stress_atol + stress_rtol × max|σ|`` (eV/Å³).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..tolerances import Tolerances
+
+VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
+
+
+def properties_for(model, case) -> tuple[str, ...]:
+    """Properties to compare on a case: energy, forces, and stress when the
+    model has it and the case is periodic in all three directions."""
+    props = ["energy", "forces"]
+    if model.tags.has_stress and "periodic3" in case.tags:
+        props.append("stress")
+    return tuple(props)
+
+
+def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances,
+            n_atoms: int, prefix: str = "") -> list:
+    """Fields comparing ``got`` with ``expected`` (both from Model.evaluate).
+
+    Parameters
+    ----------
+    expected, got : dict
+        ``energy`` (eV), ``forces`` (N, 3) eV/Å, ``stress`` (6,) eV/Å³;
+        only keys present in both are compared.
+    tol : Tolerances
+    n_atoms : int
+        Number of atoms the energy is a sum over.
+    prefix : str
+        Prepended to field names (``"rotated "``).
+    """
+    from ..result import Field
+
+    fields = []
+    if "energy" in expected and "energy" in got:
+        err = abs(got["energy"] - expected["energy"])
+        fields.append(Field(prefix + "energy", err, tol["energy_atol"] * n_atoms, "eV"))
+    if "forces" in expected and "forces" in got:
+        f0 = np.asarray(expected["forces"])
+        diff = np.linalg.norm(np.asarray(got["forces"]) - f0, axis=1)
+        i = int(np.argmax(diff)) if len(diff) else 0
+        scale = float(np.abs(f0).max()) if f0.size else 0.0
+        fields.append(Field(prefix + "forces", float(diff.max()) if len(diff) else 0.0,
+                            tol["force_atol"] + tol["force_rtol"] * scale, "eV/Å", f"atom {i}"))
+    if "stress" in expected and "stress" in got:
+        s0 = np.asarray(expected["stress"])
+        diff = np.abs(np.asarray(got["stress"]) - s0)
+        k = int(np.argmax(diff))
+        fields.append(Field(prefix + "stress", float(diff.max()),
+                            tol["stress_atol"] + tol["stress_rtol"] * float(np.abs(s0).max()),
+                            "eV/Å³", f"component {VOIGT[k]}"))
+    return fields

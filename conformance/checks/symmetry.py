@@ -1,0 +1,273 @@
+"""Symmetry family: permutation, translation, rotation, inversion, periodic images.
+
+Every check evaluates the case once as reference, applies symmetry operations
+drawn from hypothesis strategies (seeded; a violation is shrunk to a minimal
+operation), and compares energy, forces (N, 3) and stress with the reference
+mapped through the operation. Transforms are computed in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .. import strategies as strat
+from .. import transforms as tf
+from ..model import Skip
+from ..registry import check
+from ..result import Verdict
+from ..structures import ANY, PERIODIC
+from ._compare import compare, properties_for
+
+SETUP = ("from ase.io import read\nimport numpy as np\nfrom conformance import transforms, structures\n"
+         "case = structures.find_case({case!r}, species={species!r}, seed={seed})  # or your structure\n"
+         "atoms = case.copy()\n")
+
+
+def _reproducer(case, ctx, line: str) -> str:
+    species = sorted(set(case.atoms.get_chemical_symbols()))
+    return SETUP.format(case=case.name, species=list(ctx.config.species) or species,
+                        seed=ctx.config.seed) + line
+
+
+def _search_verdict(model, case, ctx, rng, strategy, apply: Callable, label: str,
+                    reproduce: Callable) -> Verdict:
+    """Reference evaluation, then a hypothesis search over ``strategy``.
+
+    ``apply(example, atoms, reference) -> (atoms2, expected)`` builds the
+    transformed structure and the reference properties mapped through the
+    operation; ``reproduce(example) -> str`` is a line of Python.
+    """
+    props = properties_for(model, case)
+    atoms = case.copy()
+    ref = model.evaluate(atoms, props)
+
+    def measure(example):
+        new_atoms, expected = apply(example, atoms, ref)
+        return compare(expected, model.evaluate(new_atoms, props), ctx.tol, len(atoms))
+
+    outcome = strat.search(strategy, measure, seed=int(rng.integers(2**32)), examples=ctx.config.examples)
+    if outcome.failure is not None:
+        example, fields = outcome.failure
+        return Verdict(fields, what=f"{example} on {case.name}",
+                       reproducer=_reproducer(case, ctx, reproduce(example)),
+                       details={"example": str(example), "examples_tried": outcome.examples_tried})
+    return Verdict(list(outcome.worst.values()),
+                   what=f"{outcome.examples_tried} random {label} of {case.name}",
+                   details={"examples_tried": outcome.examples_tried})
+
+
+@check(family="symmetry", cases=ANY, calls="1 + examples (+ <= 25 when shrinking a failure)", unit="eV/Å")
+def permutation_invariance(model, case, ctx, rng):
+    """Energy is unchanged and forces (and stress) follow when atoms are relabelled.
+
+    Two kinds of relabelling: swapping atoms of the same species (same
+    structure, new order), and reordering the whole list with the species
+    travelling with their atoms. Controls: the permutation is never the
+    identity.
+    """
+    numbers = case.atoms.numbers
+    options = [strat.permutations(numbers, same_species=False)]
+    try:
+        options.insert(0, strat.permutations(numbers, same_species=True))
+    except ValueError:
+        pass
+    if len(numbers) < 2:
+        raise Skip("a single atom has no permutation")
+
+    def apply(order, atoms, ref):
+        order = np.asarray(order)
+        expected = dict(ref, forces=ref["forces"][order])
+        return tf.permute(atoms, order), expected
+
+    return _search_verdict(model, case, ctx, rng, st.one_of(options), apply, "permutations",
+                           lambda order: f"atoms2 = transforms.permute(atoms, {list(order)})")
+
+
+def _translation_strategy(case):
+    if not case.periodic:
+        return strat.translations(10.0).map(lambda v: (v, False))
+    return st.tuples(strat.translations(10.0), st.booleans())
+
+
+@check(family="symmetry", cases=ANY, calls="2 + examples (+ <= 25 when shrinking a failure)", unit="eV/Å")
+def translation_invariance(model, case, ctx, rng):
+    """Energy, forces and stress are unchanged by a rigid translation.
+
+    Isolated cases: random vectors up to 10 Å. Periodic cases: random vectors,
+    with and without wrapping the atoms back into the cell, plus moving
+    individual atoms by random integer lattice vectors (same crystal).
+    """
+    def apply(example, atoms, ref):
+        vector, wrap = example
+        moved = tf.translate(atoms, vector)
+        return (tf.wrap(moved) if wrap else moved), ref
+
+    def reproduce(example):
+        vector, wrap = example
+        line = f"atoms2 = transforms.translate(atoms, {list(vector)})"
+        return line + ("\natoms2 = transforms.wrap(atoms2)" if wrap else "")
+
+    verdict = _search_verdict(model, case, ctx, rng, _translation_strategy(case), apply,
+                              "translations", reproduce)
+    if case.periodic and not any(not f.ok for f in verdict.fields):
+        atoms = case.copy()
+        shifts = rng.integers(-2, 3, size=(len(atoms), 3)) * atoms.pbc
+        props = properties_for(model, case)
+        ref = model.evaluate(atoms, props)
+        fields = compare(ref, model.evaluate(tf.lattice_shift(atoms, shifts), props), ctx.tol,
+                         len(atoms), prefix="lattice-shifted ")
+        verdict.fields.extend(fields)
+        if any(not f.ok for f in fields):
+            verdict.what = f"atoms moved by integer lattice vectors on {case.name}"
+            verdict.reproducer = _reproducer(case, ctx, "atoms2 = transforms.lattice_shift(atoms, "
+                                             f"{shifts.tolist()})")
+    return verdict
+
+
+LARGE_OFFSET = np.array([700.3, -500.1, 499.7])  # Å, |v| ≈ 990 Å
+
+
+@check(family="symmetry", cases=ANY, calls="2", unit="eV/Å")
+def large_offset(model, case, ctx, rng):
+    """Energy, forces and stress are unchanged when the structure sits ~1000 Å
+    from the origin.
+
+    Catches models that compute in absolute coordinates at low precision (a
+    float32 coordinate at 1000 Å is only resolved to 6e-5 Å).
+    """
+    atoms = case.copy()
+    props = properties_for(model, case)
+    ref = model.evaluate(atoms, props)
+    got = model.evaluate(tf.translate(atoms, LARGE_OFFSET), props)
+    return Verdict(compare(ref, got, ctx.tol, len(atoms)),
+                   what=f"translation by {LARGE_OFFSET.tolist()} Å of {case.name}",
+                   reproducer=_reproducer(case, ctx, f"atoms2 = transforms.translate(atoms, "
+                                                     f"{LARGE_OFFSET.tolist()})"))
+
+
+def _rotated_reference(matrix, ref):
+    expected = dict(ref, forces=tf.rotate_forces(ref["forces"], matrix))
+    if "stress" in ref:
+        expected["stress"] = tf.rotate_stress(ref["stress"], matrix)
+    return expected
+
+
+@check(family="symmetry", cases=ANY, calls="1 + examples (+ <= 25 when shrinking a failure)", unit="eV/Å")
+def rotation_invariance(model, case, ctx, rng):
+    """Energy is invariant, forces rotate as vectors and stress as R σ Rᵀ under
+    proper rotations.
+
+    Rotations about the origin by 5°-180° about random axes; periodic cells are
+    rotated together with their atoms.
+    """
+    def apply(rotation, atoms, ref):
+        return tf.rotate(atoms, rotation.matrix), _rotated_reference(rotation.matrix, ref)
+
+    return _search_verdict(model, case, ctx, rng, strat.rotations(), apply, "rotations",
+                           lambda r: f"atoms2 = transforms.rotate(atoms, {r.code()})")
+
+
+@check(family="symmetry", cases=ANY, calls="2 × examples (+ <= 25 when shrinking a failure)",
+       unit="eV/Å")
+def inversion_invariance(model, case, ctx, rng):
+    """Energy is invariant and forces/stress transform correctly under improper
+    operations (inversion, mirrors, rotoinversions).
+
+    An improper operation M = -R is compared with the proper rotation R of the
+    same structure, so this check isolates parity: a model that breaks only
+    rotations does not fail here, a chirality-sensitive (pseudoscalar) term
+    does.
+    """
+    props = properties_for(model, case)
+    atoms = case.copy()
+
+    def measure(op):
+        proper = -op.matrix  # det = +1
+        ref = model.evaluate(tf.rotate(atoms, proper), props)
+        got = model.evaluate(tf.rotate(atoms, op.matrix), props)
+        return compare(_rotated_reference(-np.eye(3), ref), got, ctx.tol, len(atoms))
+
+    outcome = strat.search(strat.improper_rotations(), measure, seed=int(rng.integers(2**32)),
+                           examples=ctx.config.examples)
+    if outcome.failure is not None:
+        op, fields = outcome.failure
+        code = op.code()
+        return Verdict(fields, what=f"{op} (compared with the proper rotation -M) on {case.name}",
+                       reproducer=_reproducer(case, ctx, f"M = {code}\natoms_improper = transforms.rotate"
+                                              "(atoms, M)\natoms_proper = transforms.rotate(atoms, -M)"),
+                       details={"example": str(op), "examples_tried": outcome.examples_tried})
+    return Verdict(list(outcome.worst.values()),
+                   what=f"{outcome.examples_tried} improper operations of {case.name}",
+                   details={"examples_tried": outcome.examples_tried})
+
+
+def supercell_reps(case) -> tuple:
+    """2 along every periodic direction, or along the shortest one for big cells."""
+    pbc = case.atoms.pbc
+    if len(case.atoms) * 2 ** int(pbc.sum()) <= 300:
+        return tuple(2 if p else 1 for p in pbc)
+    lengths = np.where(pbc, case.atoms.cell.lengths(), np.inf)
+    return tuple(2 if i == int(np.argmin(lengths)) else 1 for i in range(3))
+
+
+@check(family="symmetry", cases=PERIODIC, calls="2", unit="eV/Å")
+def supercell_consistency(model, case, ctx, rng):
+    """An n×m×k supercell has n·m·k times the energy, the same forces on every
+    image of an atom, and the same stress.
+
+    Repeats along the periodic directions only (bulk, slab, wire), including
+    cells shorter than the cutoff, where minimum-image bugs show.
+    """
+    atoms = case.copy()
+    props = properties_for(model, case)
+    reps = supercell_reps(case)
+    n = int(np.prod(reps))
+    ref = model.evaluate(atoms, props)
+    got = model.evaluate(tf.supercell(atoms, reps), props)
+    expected = dict(ref, energy=n * ref["energy"], forces=np.tile(ref["forces"], (n, 1)))
+    return Verdict(compare(expected, got, ctx.tol, n * len(atoms)),
+                   what=f"{'×'.join(map(str, reps))} supercell of {case.name}",
+                   reproducer=_reproducer(case, ctx, f"atoms2 = transforms.supercell(atoms, {reps})"
+                                          f"  # expect {n}× the energy"))
+
+
+def unimodular_matrix(pbc, rng) -> np.ndarray:
+    """A random integer basis change with det ±1 that only mixes periodic directions.
+
+    With one periodic direction the only choice is reversing it; otherwise a
+    product of shears a_i += ±a_j (|coefficients| ≤ 1 per step, 2 steps).
+    """
+    periodic = np.flatnonzero(pbc)
+    m = np.eye(3, dtype=int)
+    if len(periodic) == 1:
+        m[periodic[0], periodic[0]] = -1
+        return m
+    for _ in range(2):
+        i, j = rng.choice(periodic, size=2, replace=False)
+        shear = np.eye(3, dtype=int)
+        shear[i, j] = rng.choice([-1, 1])
+        m = shear @ m
+    return m
+
+
+@check(family="symmetry", cases=PERIODIC, calls="2", unit="eV/Å")
+def cell_basis_invariance(model, case, ctx, rng):
+    """The same crystal described by another cell basis (a unimodular integer
+    transformation of the lattice vectors, e.g. a sheared but equivalent cell)
+    has the same energy, forces and stress.
+
+    Atoms are wrapped into the new cell, so positions are listed differently.
+    Catches neighbour searches that assume a fixed image range.
+    """
+    atoms = case.copy()
+    props = properties_for(model, case)
+    m = unimodular_matrix(atoms.pbc, rng)
+    ref = model.evaluate(atoms, props)
+    got = model.evaluate(tf.change_basis(atoms, m), props)
+    return Verdict(compare(ref, got, ctx.tol, len(atoms)),
+                   what=f"cell basis {m.tolist()} @ cell of {case.name}",
+                   reproducer=_reproducer(case, ctx, f"atoms2 = transforms.change_basis(atoms, "
+                                          f"np.array({m.tolist()}))"))

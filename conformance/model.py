@@ -1,0 +1,182 @@
+"""The model under audit: a calculator, how to make a fresh one, and its tags.
+
+Checks never call the calculator directly; they call :meth:`Model.evaluate`,
+which copies the structure (so the caller's Atoms is never touched and no
+cache can hide a bug), resets the calculator, asks for the properties, checks
+that what came back is finite and well shaped, and counts calls and the time
+spent inside the calculator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import PropertyNotImplementedError
+
+from .tags import Tags, infer_tags
+
+
+class ModelError(RuntimeError):
+    """The model raised, timed out, or returned non-finite / malformed values."""
+
+
+class MissingProperty(RuntimeError):
+    """The model does not implement a property a check needs."""
+
+
+class Skip(Exception):
+    """Raised by a check that does not apply to this model/case (with the reason)."""
+
+
+class Timeout(BaseException):
+    """Internal: a model call ran past the time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Interrupt the block after ``seconds`` (main thread only, via SIGALRM)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Timeout()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def as_voigt(stress: np.ndarray) -> np.ndarray:
+    """Stress as Voigt (6,) eV/Å³ from either (6,) or (3, 3)."""
+    s = np.asarray(stress, dtype=float)
+    if s.shape == (3, 3):
+        return s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return s
+
+
+class Model:
+    """A calculator under audit.
+
+    Parameters
+    ----------
+    calc : ase Calculator
+        The model.
+    factory : callable, optional
+        Zero-argument callable returning a fresh, equivalent calculator (used by
+        hygiene checks); default: ``copy.deepcopy(calc)``.
+    spec : str, optional
+        How the model was specified (``ase:EMT``), for reproducers.
+    tags : Tags, optional
+        Default: inferred from ``calc``.
+    timeout : float, optional
+        Seconds a single evaluation may take before it is an error.
+    """
+
+    def __init__(self, calc: Any, factory: Callable[[], Any] | None = None, spec: str | None = None,
+                 tags: Tags | None = None, timeout: float | None = None):
+        self.calc = calc
+        self._factory = factory
+        self.spec = spec or type(calc).__name__
+        self.tags = tags if tags is not None else infer_tags(calc)
+        self.timeout = timeout
+        self.n_calls = 0
+        self.calc_seconds = 0.0
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec!r}, precision={self.tags.precision!r})"
+
+    @property
+    def species(self) -> tuple:
+        return self.tags.species
+
+    def fresh(self) -> Any:
+        """A new calculator instance equivalent to the audited one."""
+        if self._factory is not None:
+            return self._factory()
+        return copy.deepcopy(self.calc)
+
+    def evaluate(self, atoms: Atoms, properties: Iterable[str] = ("energy", "forces"),
+                 calc: Any = None) -> dict[str, Any]:
+        """Evaluate ``properties`` on a copy of ``atoms``.
+
+        Returns
+        -------
+        dict with float ``energy`` (eV), ``forces`` (N, 3) eV/Å, ``stress``
+        (6,) Voigt eV/Å³, ``energies`` (N,) eV, as requested, all float64.
+
+        Raises
+        ------
+        MissingProperty
+            The calculator does not implement one of ``properties``.
+        ModelError
+            The calculator raised, ran past ``timeout``, or returned
+            non-finite or wrongly shaped values.
+        """
+        calc = self.calc if calc is None else calc
+        properties = tuple(properties)
+        work = atoms.copy()
+        work.calc = None
+        n = len(work)
+        self.n_calls += 1
+        t0 = time.perf_counter()
+        try:
+            with time_limit(self.timeout):
+                if hasattr(calc, "reset"):
+                    calc.reset()
+                raw = {p: calc.get_property(p, work) for p in properties}
+        except PropertyNotImplementedError as exc:
+            raise MissingProperty(f"model does not implement {properties}: {exc}") from exc
+        except Timeout:
+            raise ModelError(f"model call exceeded the time limit of {self.timeout:g} s "
+                             f"({n} atoms, {work.get_chemical_formula()})") from None
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            raise ModelError(f"model raised {type(exc).__name__}: {exc} "
+                             f"(on {work.get_chemical_formula()}, pbc={work.pbc.tolist()})") from exc
+        finally:
+            self.calc_seconds += time.perf_counter() - t0
+        return validate(raw, n)
+
+
+SHAPES = {"energy": (), "free_energy": (), "forces": ("N", 3), "energies": ("N",), "stress": (6,)}
+
+
+def validate(raw: dict[str, Any], n_atoms: int) -> dict[str, Any]:
+    """Convert to float64, check shapes and finiteness; raise ModelError."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if value is None:
+            raise ModelError(f"model returned None for {name}")
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"model returned a non-numeric {name}: {exc}") from exc
+        if name == "stress":
+            if arr.shape not in ((6,), (3, 3)):
+                raise ModelError(f"stress has shape {arr.shape}, expected (6,) Voigt or (3, 3)")
+            arr = as_voigt(arr)
+        shape = tuple(n_atoms if s == "N" else s for s in SHAPES.get(name, arr.shape))
+        if name in ("energy", "free_energy") and arr.size == 1:
+            arr = arr.reshape(())
+        if arr.shape != shape:
+            raise ModelError(f"{name} has shape {arr.shape}, expected {shape}")
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            where = f" ({int(bad.any(axis=-1).sum())} of {n_atoms} atoms)" if arr.ndim == 2 else ""
+            raise ModelError(f"model returned non-finite {name} (NaN or inf){where}")
+        out[name] = float(arr) if arr.ndim == 0 else arr
+    return out

@@ -1,0 +1,300 @@
+"""pytest hooks: options, collection of conformance items, summary and report.
+
+Loaded through the ``pytest11`` entry point; imports nothing heavy at module
+level. With ``--mlip-model`` (or ``model`` in ``[tool.mlip-conformance]``) the
+suite module ``conformance/suite.py`` is added to the collected paths, so
+``pytest --mlip-model=ase:EMT`` works in any directory; ``pytest --pyargs
+conformance.suite --mlip-model=...`` is the explicit form.
+
+One item per (check, case), named ``check[case]``. Results travel on the test
+report (``user_properties``), so they survive pytest-xdist, and are gathered
+in the controller for the terminal table and the report file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SUITE_PATH = Path(__file__).with_name("suite.py").resolve()
+RESULT_KEY = "mlip_result"
+
+_config_key = pytest.StashKey()     # RunConfig or Exception
+_session_key = pytest.StashKey()    # Session or Exception (per process)
+_results_key = pytest.StashKey()    # list of result dicts gathered from reports
+
+OPTIONS = [
+    # (name, metavar, help)
+    ("model", "SPEC", "model to audit: ase:EMT, package.module:attr, path/file.py:attr, "
+                      "reference:linear (default: none, the suite is off)"),
+    ("model-kwargs", "JSON", "keyword arguments for the model class/factory, e.g. '{\"rc\": 5}'"),
+    ("species", "LIST", "comma-separated species to build cases for, e.g. Cu,Au "
+                        "(default: the model's declared species)"),
+    ("structures", "FILE", "extra structures to test (any ase.io format, all frames)"),
+    ("structure-kinds", "LIST", "restrict built-in cases to these kinds "
+                                "(dimer,trimer,cluster,bulk,slab,wire,alloy,small_cell)"),
+    ("precision", "DTYPE", "float64 or float32: selects the tolerance table "
+                           "(default: the model's declaration, else float64)"),
+    ("checks", "LIST", "comma-separated check names or families to run (default: all)"),
+    ("skip", "LIST", "comma-separated check names or families to leave out"),
+    ("report", "PATH", "write a report: .json, .md or .html (default: none)"),
+    ("train", "FILE", "training set for the data audits (any ase.io format with energies/forces)"),
+    ("test", "FILE", "test set for the data audits"),
+    ("seed", "INT", "seed of structures, transforms and MD (default: 0)"),
+    ("examples", "INT", "random transforms per symmetry check (default: 4)"),
+    ("md-steps", "INT", "MD steps per run (default: per check, short)"),
+    ("md-temperature", "K", "temperature of the hot MD run (default: 1.5 × melting point)"),
+    ("timeout", "SECONDS", "time limit of one model call (default: none)"),
+]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mlip-conformance", "machine-learned potential conformance audit")
+    for name, metavar, help_ in OPTIONS:
+        group.addoption(f"--mlip-{name}", dest=f"mlip_{name.replace('-', '_')}", metavar=metavar,
+                        default=None, help=help_)
+    group.addoption("--mlip-md-long", dest="mlip_md_long", action="store_const", const=True,
+                    default=None, help="production-length MD preset for a pre-publication audit")
+
+
+def _pyproject_path(config) -> Path:
+    inipath = getattr(config, "inipath", None)
+    if inipath is not None and Path(inipath).name == "pyproject.toml":
+        return Path(inipath)
+    return Path(config.rootpath) / "pyproject.toml"
+
+
+def _read_config(config):
+    from .config import ConfigError, build_config, read_pyproject
+
+    cli = {name.replace("-", "_"): config.getoption(f"mlip_{name.replace('-', '_')}")
+           for name, _, _ in OPTIONS}
+    cli["md_long"] = config.getoption("mlip_md_long")
+    try:
+        return build_config(cli, read_pyproject(_pyproject_path(config)))
+    except ConfigError as exc:
+        raise pytest.UsageError(f"mlip-conformance: {exc}") from None
+
+
+def _check_report_path(path: str):
+    report = Path(path)
+    if report.suffix.lower() not in (".json", ".md", ".markdown", ".html", ".htm"):
+        raise pytest.UsageError(f"mlip-conformance: --mlip-report={path}: unknown format "
+                                f"{report.suffix!r}; use .json, .md or .html")
+    parent = report.resolve().parent
+    if not parent.is_dir():
+        raise pytest.UsageError(f"mlip-conformance: --mlip-report={path}: directory {parent} does "
+                                "not exist (create it first)")
+    if not os.access(parent, os.W_OK) or (report.exists() and not os.access(report, os.W_OK)):
+        raise pytest.UsageError(f"mlip-conformance: --mlip-report={path}: cannot write there "
+                                "(permission denied)")
+
+
+def pytest_configure(config):
+    run_config = _read_config(config)
+    config.stash[_config_key] = run_config
+    config.stash[_results_key] = []
+    config.pluginmanager.register(ResultCollector(config.stash[_results_key]), "mlip-results")
+    if not run_config.model:
+        return
+    if run_config.report:
+        _check_report_path(run_config.report)
+    # Collect the suite wherever pytest runs, unless the user named it already.
+    named = {str(Path(a.split("::")[0]).resolve()) for a in config.args if not a.startswith("-")}
+    if str(SUITE_PATH) not in named and "conformance.suite" not in config.args:
+        config.args.append(str(SUITE_PATH))
+
+
+def _session(config):
+    """The conformance Session of this process (opened once), or the exception."""
+    if _session_key not in config.stash:
+        from .session import open_session
+
+        try:
+            session = open_session(config.stash[_config_key])
+        except Exception as exc:  # reported as a failing item, not a crash
+            session = exc
+        config.stash[_session_key] = session
+    return config.stash[_session_key]
+
+
+def pytest_report_header(config):
+    run_config = config.stash.get(_config_key, None)
+    if run_config is None or not run_config.model:
+        return None
+    species = ",".join(run_config.species) or "model's own"
+    return (f"mlip-conformance: model={run_config.model} species={species} "
+            f"precision={run_config.precision or 'model default'} seed={run_config.seed}")
+
+
+def pytest_collect_file(file_path, parent):
+    if Path(file_path).resolve() == SUITE_PATH and parent.config.stash[_config_key].model:
+        return ConformanceFile.from_parent(parent, path=Path(file_path))
+    return None
+
+
+class ConformanceFailure(Exception):
+    """A check failed or errored; carries the result for the failure report."""
+
+    def __init__(self, result):
+        super().__init__(result.message)
+        self.result = result
+
+
+class ConformanceFile(pytest.File):
+    """Collects one item per (check, case) of the session."""
+
+    def collect(self):
+        session = _session(self.config)
+        if isinstance(session, Exception):
+            yield LoadErrorItem.from_parent(self, name="load_model", error=session)
+            return
+        for index, (spec, case) in enumerate(session.items):
+            item = ConformanceItem.from_parent(self, name=f"{spec.name}[{case.name}]", spec=spec,
+                                               case=case, index=index)
+            item.extra_keyword_matches.update({spec.family, spec.name, case.name, case.kind})
+            reason = session.xfail_reason(spec, case)
+            if reason:
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+            yield item
+
+
+class ConformanceItem(pytest.Item):
+    """One check on one case."""
+
+    def __init__(self, *, spec, case, index, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.case = case
+        self.index = index
+
+    def runtest(self):
+        session = _session(self.config)
+        result = session.run_item(self.spec, self.case)
+        data = result.to_dict()
+        data["order"] = self.index
+        self.user_properties.append((RESULT_KEY, data))
+        if result.status == "skipped":
+            pytest.skip(result.message)
+        if not result.ok:
+            raise ConformanceFailure(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ConformanceFailure):
+            r = excinfo.value.result
+            head = f"{r.check}[{r.case}] ({r.family}) {r.status.upper()}"
+            if r.measured is not None and r.tolerance is not None:
+                head += f": measured {r.measured:.3g} {r.unit} > tolerance {r.tolerance:.3g} {r.unit}"
+            return f"{head}\n{r.message}\n(model calls: {r.n_calls})"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"mlip-conformance: {self.name}"
+
+
+class LoadErrorItem(pytest.Item):
+    """Stands in for the suite when the model or config cannot be loaded."""
+
+    def __init__(self, *, error, **kwargs):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self):
+        run_config = self.config.stash[_config_key]
+        message = f"{type(self.error).__name__}: {self.error}"
+        data = {"check": "load_model", "case": run_config.model or "", "family": "setup",
+                "status": "error", "measured": None, "tolerance": None, "unit": "", "n_calls": 0,
+                "message": message, "details": {}, "order": -1}
+        self.user_properties.append((RESULT_KEY, data))
+        raise ConformanceFailure(_Plain(message))
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ConformanceFailure):
+            return f"could not set up the conformance run\n{excinfo.value.result.message}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, "mlip-conformance: load_model"
+
+
+class _Plain:
+    def __init__(self, message):
+        self.message = message
+
+
+class ResultCollector:
+    """Gathers the results carried on test reports (also from xdist workers)."""
+
+    def __init__(self, results: list):
+        self.results = results
+
+    def pytest_runtest_logreport(self, report):
+        for key, value in getattr(report, "user_properties", ()):
+            if key == RESULT_KEY:
+                data = dict(value)
+                if getattr(report, "wasxfail", None) is not None:
+                    data["xfail"] = report.wasxfail or True
+                self.results.append(data)
+
+
+def _gathered(config):
+    seen = {}
+    for data in config.stash[_results_key]:
+        seen[(data["check"], data["case"])] = data
+    return sorted(seen.values(), key=lambda d: d.get("order", 0))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    run_config = config.stash.get(_config_key, None)
+    if run_config is None or not run_config.model or hasattr(config, "workerinput"):
+        return
+    from .report import Report, format_table
+    from .result import CheckResult
+
+    rows = _gathered(config)
+    if not rows:
+        return
+    results = [CheckResult.from_dict(d) for d in rows]
+    for r, d in zip(results, rows):
+        if d.get("xfail"):
+            r.details = dict(r.details or {}, xfail=d["xfail"])
+    tr = terminalreporter
+    tr.section("mlip-conformance summary")
+    width = min(getattr(tr, "_tw").fullwidth if hasattr(tr, "_tw") else 100, 100)
+    tr.write_line(format_table(results, width=width))
+    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped", "error")}
+    tr.write_line(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({run_config.model})")
+    if run_config.report:
+        report = Report(results, _report_metadata(config, run_config, results))
+        try:
+            path = report.write(run_config.report)
+            tr.write_line(f"mlip-conformance report written to {path}")
+        except OSError as exc:
+            tr.write_line(f"mlip-conformance: could not write report {run_config.report}: {exc}",
+                          red=True)
+
+
+def _report_metadata(config, run_config, results) -> dict:
+    import datetime
+    import platform
+    import sys
+
+    from . import __version__
+
+    session = _session(config)
+    if not isinstance(session, Exception):
+        from .session import metadata
+
+        md = metadata(session)
+    else:
+        md = {"model": run_config.model, "species": list(run_config.species),
+              "precision": run_config.precision or "float64", "seed": run_config.seed,
+              "versions": {"mlip-conformance": __version__, "python": sys.version.split()[0]},
+              "machine_info": {"node": platform.node(), "machine": platform.machine()},
+              "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    md["model"] = run_config.model
+    md["version"] = __version__
+    md["model_calls"] = sum(r.n_calls for r in results)
+    return md

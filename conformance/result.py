@@ -1,0 +1,175 @@
+"""The outcome of one check on one case.
+
+A :class:`CheckResult` carries the measured violation (a number with units),
+the tolerance it was held to, the verdict and a message a scientist can act on.
+Checks *measure*; :func:`judge` turns a table of measured errors into a verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("passed", "failed", "skipped", "error")
+
+
+@dataclass
+class CheckResult:
+    """Verdict of one check on one test case.
+
+    Attributes
+    ----------
+    check, case, family : str
+        Check name (``rotation_invariance``), case name (``bulk_Cu_fcc``) and
+        check family (``symmetry``).
+    status : str
+        One of ``passed``, ``failed``, ``skipped``, ``error``.
+    measured : float or None
+        The measured violation in ``unit`` (for several fields: the field whose
+        ratio measured/tolerance is largest).
+    tolerance : float or None
+        Tolerance the measured value was held to, same unit.
+    unit : str
+        Unit of ``measured`` and ``tolerance`` (``eV``, ``eV/Å``, ``eV/Å³``, ...).
+    n_calls : int
+        Number of model evaluations the check made.
+    message : str
+        What broke, by how much, and a reproducer; or why it was skipped.
+    details : dict
+        JSON-serialisable extras (per-field error table, curves for plots).
+    """
+
+    check: str
+    case: str
+    family: str
+    status: str
+    measured: float | None = None
+    tolerance: float | None = None
+    unit: str = ""
+    n_calls: int = 0
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        """True unless the check failed or errored."""
+        return self.status in ("passed", "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN/inf become None)."""
+        d = dataclasses.asdict(self)
+        for key in ("measured", "tolerance"):
+            if d[key] is not None and not math.isfinite(d[key]):
+                d[key] = None
+        d["details"] = _jsonable(d["details"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CheckResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _jsonable(obj):
+    """Convert numpy scalars/arrays nested in dicts/lists to plain Python."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+@dataclass(frozen=True)
+class Field:
+    """One measured error next to its tolerance, e.g. forces under rotation.
+
+    ``error`` and ``tolerance`` share ``unit``; ``where`` says where the worst
+    error occurred (e.g. ``atom 3``), for the failure message.
+    """
+
+    name: str
+    error: float
+    tolerance: float
+    unit: str
+    where: str = ""
+
+    @property
+    def ratio(self) -> float:
+        if not math.isfinite(self.error):
+            return math.inf
+        return self.error / self.tolerance if self.tolerance > 0 else math.inf * (self.error > 0)
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.error) and self.error <= self.tolerance
+
+
+@dataclass
+class Verdict:
+    """What a check returns: fields measured, plus context for the message.
+
+    The runner adds check/case/family/n_calls and turns it into a
+    :class:`CheckResult`.
+    """
+
+    fields: list[Field]
+    what: str = ""
+    reproducer: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
+    """Apply tolerances: (status, measured, tolerance, unit, message).
+
+    The reported field is the first failing one with the largest ratio
+    error/tolerance, else the field closest to its tolerance.
+    """
+    if not verdict.fields:
+        raise ValueError("a verdict needs at least one measured field")
+    worst = max(verdict.fields, key=lambda f: f.ratio)
+    failing = [f for f in verdict.fields if not f.ok]
+    status = "failed" if failing else "passed"
+    lines = []
+    if failing:
+        head = f"{worst.name}: {worst.error:.3g} {worst.unit} > {worst.tolerance:.3g} {worst.unit}"
+        if worst.where:
+            head += f" at {worst.where}"
+        if verdict.what:
+            head += f" for {verdict.what}"
+        lines.append(head)
+    else:
+        lines.append(
+            f"max {worst.name} {worst.error:.3g} {worst.unit} <= {worst.tolerance:.3g} {worst.unit}"
+            + (f" for {verdict.what}" if verdict.what else "")
+        )
+    if verdict.note:
+        lines.append(verdict.note)
+    if len(verdict.fields) > 1:
+        lines.append(field_table(verdict.fields))
+    if failing and verdict.reproducer:
+        lines.append("reproducer:\n" + verdict.reproducer)
+    return status, worst.error, worst.tolerance, worst.unit, "\n".join(lines)
+
+
+def field_table(fields: list[Field]) -> str:
+    """Small fixed-width table: field, max error, tolerance, unit, ok."""
+    rows = [("field", "max error", "tolerance", "unit", "")]
+    for f in fields:
+        rows.append((f.name, f"{f.error:.3g}", f"{f.tolerance:.3g}", f.unit, "ok" if f.ok else "FAIL"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

@@ -1,0 +1,108 @@
+"""Run one check on one case and turn whatever happens into a CheckResult.
+
+A failing check is a finding, not a crash: a model that raises, times out or
+returns NaN gives an ``error`` result with the exception text; a property the
+model lacks gives ``skipped`` with the reason.
+"""
+
+from __future__ import annotations
+
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig
+from .model import MissingProperty, Model, ModelError, Skip
+from .registry import CheckSpec
+from .result import CheckResult, Verdict, judge
+from .structures import Case
+from .tolerances import Tolerances
+
+
+@dataclass
+class CheckContext:
+    """What a check may read besides the model and the case.
+
+    Attributes
+    ----------
+    tol : Tolerances
+        Tolerances for this check (per-check overrides applied).
+    config : RunConfig
+        The run's options (examples, md_steps, seed, ...).
+    reproducer : str
+        Command line that reruns exactly this item (for messages).
+    report_dir : Path or None
+        Folder for artefacts (e.g. MD trajectories of failed runs).
+    """
+
+    tol: Tolerances
+    config: RunConfig = field(default_factory=RunConfig)
+    reproducer: str = ""
+    report_dir: Path | None = None
+
+
+def item_id(check: str, case: str) -> str:
+    """``check[case]``: the pytest item name and the key for xfail declarations."""
+    return f"{check}[{case}]"
+
+
+def check_rng(seed: int, check: str, case: str) -> np.random.Generator:
+    """Generator seeded by (seed, check, case): independent of run order."""
+    return np.random.default_rng([int(seed), zlib.crc32(check.encode()), zlib.crc32(case.encode())])
+
+
+def reproducer_command(config: RunConfig, check: str, case: str) -> str:
+    """A pytest command line that reruns one item."""
+    parts = ["pytest"]
+    if config.model:
+        parts.append(f"--mlip-model={config.model}")
+    if config.model_kwargs:
+        import json
+        parts.append(f"--mlip-model-kwargs='{json.dumps(config.model_kwargs)}'")
+    if config.species:
+        parts.append(f"--mlip-species={','.join(config.species)}")
+    if config.precision:
+        parts.append(f"--mlip-precision={config.precision}")
+    if config.structures:
+        parts.append(f"--mlip-structures={config.structures}")
+    parts.append(f"--mlip-seed={config.seed}")
+    parts.append(f"-k '{check} and {case}'")
+    return " ".join(parts)
+
+
+def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | None = None,
+              tolerances: Tolerances | None = None, report_dir: Path | None = None) -> CheckResult:
+    """Run ``spec`` on ``case``; never raises for model or check failures."""
+    config = config or RunConfig()
+    tolerances = tolerances or config.make_tolerances(model.tags.precision)
+    base = dict(check=spec.name, case=case.name, family=spec.family, unit=spec.unit)
+    reason = spec.skip_reason(model.tags)
+    if reason:
+        return CheckResult(status="skipped", message=reason, **base)
+    ctx = CheckContext(tol=tolerances.for_check(spec.name), config=config,
+                       reproducer=reproducer_command(config, spec.name, case.name),
+                       report_dir=report_dir)
+    rng = check_rng(config.seed, spec.name, case.name)
+    calls_before = model.n_calls
+    try:
+        verdict = spec.func(model, case, ctx, rng)
+    except (Skip, MissingProperty) as exc:
+        return CheckResult(status="skipped", message=str(exc), n_calls=model.n_calls - calls_before, **base)
+    except ModelError as exc:
+        return CheckResult(status="error", message=f"model error: {exc}",
+                           n_calls=model.n_calls - calls_before, **base)
+    except Exception as exc:  # a bug in the check itself, reported, not raised
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+        return CheckResult(status="error", message=f"check raised {type(exc).__name__}: {exc}\n{tb}",
+                           n_calls=model.n_calls - calls_before, **base)
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"check {spec.name} returned {type(verdict).__name__}, expected Verdict")
+    status, measured, tolerance, unit, message = judge(verdict)
+    if status == "failed" and ctx.reproducer:
+        message += f"\nrerun: {ctx.reproducer}"
+    return CheckResult(status=status, measured=measured, tolerance=tolerance, unit=unit,
+                       n_calls=model.n_calls - calls_before, message=message,
+                       details=verdict.details, check=spec.name, case=case.name, family=spec.family)

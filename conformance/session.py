@@ -1,0 +1,139 @@
+"""One conformance run: model, cases, tolerances and the (check, case) items.
+
+Both the Python API (:func:`conformance.audit`) and the pytest plugin build a
+:class:`Session` from a :class:`~conformance.config.RunConfig`; the plugin
+then turns each item into a pytest item, the API runs them in a loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ConfigError, RunConfig
+from .model import Model
+from .registry import CheckSpec, generate, select
+from .result import CheckResult
+from .runner import item_id, run_check
+from .structures import Case, build_cases, read_structures
+from .tags import infer_tags
+from .tolerances import Tolerances
+
+
+@dataclass
+class Session:
+    """A prepared conformance run.
+
+    Attributes
+    ----------
+    config : RunConfig
+    model : Model
+    cases : list of Case
+    tolerances : Tolerances
+    items : list of (CheckSpec, Case)
+    """
+
+    config: RunConfig
+    model: Model
+    cases: list
+    tolerances: Tolerances
+    items: list
+    report_dir: Path | None = None
+    results: list = field(default_factory=list)
+
+    def run_item(self, spec: CheckSpec, case: Case) -> CheckResult:
+        result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir)
+        self.results.append(result)
+        return result
+
+    def run(self, progress: Callable[[CheckResult], Any] | None = None):
+        """Run every item; returns a :class:`~conformance.report.Report`."""
+        from .report import Report
+
+        for spec, case in self.items:
+            result = self.run_item(spec, case)
+            if progress is not None:
+                progress(result)
+        return Report(self.results, metadata(self))
+
+    def xfail_reason(self, spec: CheckSpec, case: Case) -> str | None:
+        """Reason if ``check`` or ``check[case]`` is declared a known failure."""
+        xfail = self.config.xfail
+        return xfail.get(item_id(spec.name, case.name)) or xfail.get(spec.name)
+
+
+def load_model(config: RunConfig, calc: Any = None) -> Model:
+    """The Model for ``config.model`` (a spec) or for an in-memory ``calc``."""
+    factory = None
+    spec = config.model
+    if calc is None:
+        if not config.model:
+            raise ConfigError("no model given: pass --mlip-model=SPEC (e.g. ase:EMT) or set "
+                              "model in [tool.mlip-conformance]")
+        from adapters import load
+
+        loaded = load(config.model, config.model_kwargs)
+        calc, factory = loaded.calc, loaded.factory
+    overrides = {}
+    if config.precision:
+        overrides["precision"] = config.precision
+    if config.species:
+        overrides["species"] = tuple(config.species)
+    tags = infer_tags(calc, overrides)
+    return Model(calc, factory=factory, spec=spec, tags=tags, timeout=config.timeout)
+
+
+def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = None) -> Session:
+    """Load the model, build cases and items for ``config``.
+
+    Raises
+    ------
+    adapters.SpecError, ConfigError, ValueError
+        With a message for the user (bad spec, no species, unknown check...).
+    """
+    model = load_model(config, calc)
+    species = list(model.tags.species)
+    if not species:
+        raise ConfigError(f"model {model.spec} declares no species: pass --mlip-species "
+                          "(e.g. --mlip-species=Cu,Au) or set species in [tool.mlip-conformance]")
+    user = read_structures(config.structures) if config.structures else []
+    kinds = config.structure_kinds or None
+    cases = build_cases(species, config.seed, kinds=kinds, user_structures=user)
+    checks = [c for c in select(config.checks) if c.name not in config.skip
+              and c.family not in config.skip]
+    tolerances = config.make_tolerances(model.tags.precision)
+    if report_dir is None and config.report:
+        report_dir = Path(config.report).parent
+    return Session(config, model, cases, tolerances, generate(checks, cases), report_dir)
+
+
+def metadata(session: Session) -> dict:
+    """Model, versions, machine, precision, seed, tolerances of a run."""
+    import datetime
+    import platform
+    import sys
+
+    from . import __version__
+
+    versions = {"mlip-conformance": __version__, "python": sys.version.split()[0]}
+    for mod in ("ase", "numpy", "scipy", "pandas", "hypothesis", "pytest", "vesin"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover
+            pass
+    return {
+        "model": session.model.spec,
+        "species": list(session.model.tags.species),
+        "precision": session.model.tags.precision,
+        "seed": session.config.seed,
+        "versions": versions,
+        "machine_info": {"node": platform.node(), "machine": platform.machine(),
+                         "system": platform.system(), "python_implementation":
+                         platform.python_implementation(), "cpu_count": __import__("os").cpu_count()},
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tolerances": session.tolerances.as_dict(),
+        "cases": [c.name for c in session.cases],
+        "model_calls": session.model.n_calls,
+        "calc_seconds": session.model.calc_seconds,
+    }
