@@ -1,0 +1,184 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, fcc100
+from ase.cluster import Icosahedron
+from scipy.spatial.transform import Rotation
+
+from reference_models.descriptors import Descriptor, monomial_table
+
+SPECIES = ["Cu", "Au"]
+
+
+@pytest.fixture(scope="module")
+def descriptor():
+    # small basis keeps finite differences quick; r_on > 0 exercises the switch
+    return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3)
+
+
+def periodic_triclinic():
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms.symbols[[1, 2]] = "Au"
+    atoms.set_cell(atoms.cell.array + [[0, 0.3, 0.1], [0.2, 0, -0.3], [0.1, 0.2, 0]],
+                   scale_atoms=True)
+    atoms.rattle(0.1, seed=1)
+    return atoms
+
+
+def cluster():
+    atoms = Icosahedron("Cu", 2)
+    atoms.symbols[[0, 5, 7]] = "Au"
+    atoms.rattle(0.1, seed=2)
+    return atoms
+
+
+def slab():
+    atoms = fcc100("Cu", (2, 2, 2), vacuum=3.0, a=3.7)
+    atoms.symbols[[3]] = "Au"
+    atoms.rattle(0.1, seed=3)
+    return atoms
+
+
+def tiny_cell():
+    atoms = Atoms("CuAu", scaled_positions=[[0, 0, 0], [0.45, 0.55, 0.5]],
+                  cell=[[2.6, 0, 0], [0.8, 2.5, 0], [0.3, -0.6, 2.7]], pbc=True)
+    return atoms
+
+
+CASES = {"periodic": periodic_triclinic, "cluster": cluster, "slab": slab,
+         "tiny_cell": tiny_cell}
+
+
+def energy(descriptor, atoms, w):
+    idx = descriptor.species_index(atoms)
+    return float(np.sum(w[idx] * descriptor.compute(atoms)))
+
+
+def test_monomials_contract_to_powers_of_cosine():
+    exponents, coefficient, degree = monomial_table(3)
+    rng = np.random.default_rng(0)
+    u, v = rng.normal(size=(2, 3))
+    u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+    for l in range(4):
+        rows = degree == l
+        au = coefficient[rows] * np.prod(u ** exponents[rows], axis=1)
+        av = coefficient[rows] * np.prod(v ** exponents[rows], axis=1)
+        assert au @ av == pytest.approx((u @ v) ** l, rel=1e-12)
+    assert len(degree) == 1 + 3 + 6 + 10
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_forces_are_negative_gradient(descriptor, name):
+    atoms = CASES[name]()
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(2, descriptor.n_features))
+    exp = descriptor.expand(atoms)
+    forces, _ = exp.vjp(w[exp.species_index])
+    h = 1e-5
+    for k, c in [(0, 0), (1, 2), (len(atoms) - 1, 1)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[k, c] += h
+        minus.positions[k, c] -= h
+        fd = -(energy(descriptor, plus, w) - energy(descriptor, minus, w)) / (2 * h)
+        assert forces[k, c] == pytest.approx(fd, rel=1e-6, abs=1e-6 * np.abs(forces).max())
+
+
+@pytest.mark.parametrize("name", ["periodic", "tiny_cell", "slab"])
+def test_virial_is_strain_derivative(descriptor, name):
+    atoms = CASES[name]()
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(2, descriptor.n_features))
+    exp = descriptor.expand(atoms)
+    _, virial = exp.vjp(w[exp.species_index])
+    eps = rng.normal(size=(3, 3))
+    h = 1e-6
+
+    def strained(t):
+        out = atoms.copy()
+        out.set_cell(atoms.cell.array @ (np.eye(3) + t * eps).T, scale_atoms=True)
+        return out
+
+    fd = (energy(descriptor, strained(h), w) - energy(descriptor, strained(-h), w)) / (2 * h)
+    assert np.sum(virial * eps) == pytest.approx(fd, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["periodic", "cluster"])
+def test_jvp_matches_finite_differences(descriptor, name):
+    atoms = CASES[name]()
+    rng = np.random.default_rng(3)
+    dx = rng.normal(size=(len(atoms), 3))
+    h = 1e-5
+    plus, minus = atoms.copy(), atoms.copy()
+    plus.positions += h * dx
+    minus.positions -= h * dx
+    fd = (descriptor.compute(plus) - descriptor.compute(minus)) / (2 * h)
+    np.testing.assert_allclose(descriptor.expand(atoms).jvp(dx), fd, rtol=1e-6,
+                               atol=1e-7 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_summed_jacobian_agrees_with_vjp(descriptor, name):
+    atoms = CASES[name]()
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(2, descriptor.n_features))
+    exp = descriptor.expand(atoms)
+    gsum, dx, deps = exp.summed_jacobian()
+    forces, virial = exp.vjp(w[exp.species_index])
+    np.testing.assert_allclose(-np.einsum("jaed,ed->ja", dx, w), forces, atol=1e-10 * np.abs(forces).max())
+    np.testing.assert_allclose(np.einsum("abed,ed->ab", deps, w), virial, atol=1e-10 * np.abs(virial).max())
+    assert np.sum(gsum * w) == pytest.approx(energy(descriptor, atoms, w), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_invariant_under_rotation_inversion_translation(descriptor, name):
+    atoms = CASES[name]()
+    g = descriptor.compute(atoms)
+    rotation = Rotation.from_rotvec([0.3, -1.1, 0.7]).as_matrix()
+    for matrix in (rotation, -rotation):  # proper rotation and rotoinversion
+        moved = atoms.copy()
+        moved.set_cell(atoms.cell.array @ matrix.T)
+        moved.positions = atoms.positions @ matrix.T + [0.7, -1.3, 2.1]
+        np.testing.assert_allclose(descriptor.compute(moved), g, rtol=1e-10, atol=1e-10 * np.abs(g).max())
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_permutation_equivariant(descriptor, name):
+    atoms = CASES[name]()
+    perm = np.random.default_rng(5).permutation(len(atoms))
+    assert not np.array_equal(perm, np.arange(len(atoms)))
+    np.testing.assert_allclose(descriptor.compute(atoms[perm]), descriptor.compute(atoms)[perm],
+                               rtol=1e-12, atol=1e-12 * np.abs(descriptor.compute(atoms)).max())
+
+
+@pytest.mark.parametrize("name", ["periodic", "tiny_cell"])
+def test_supercell_repeats_descriptors(descriptor, name):
+    atoms = CASES[name]()
+    g = descriptor.compute(atoms)
+    big = descriptor.compute(atoms.repeat((2, 1, 3)))
+    np.testing.assert_allclose(big, np.tile(g, (6, 1)), rtol=1e-11, atol=1e-11 * np.abs(g).max())
+
+
+def test_smooth_at_cutoff(descriptor):
+    dimer = Atoms("CuAu", positions=[[0, 0, 0], [0, 0, descriptor.cutoff - 1e-6]])
+    assert np.abs(descriptor.compute(dimer)).max() < 1e-12
+    dimer.positions[1, 2] = descriptor.cutoff + 1e-6
+    assert np.abs(descriptor.compute(dimer)).max() == 0.0
+
+
+def test_unsupported_species_named():
+    with pytest.raises(ValueError, match=r"unsupported species \['Ni'\]"):
+        Descriptor(SPECIES).compute(Atoms("CuNi", positions=[[0, 0, 0], [2.5, 0, 0]]))
+
+
+def test_isolated_atom_has_zero_descriptor(descriptor):
+    atoms = Atoms("Au", positions=[[0, 0, 0]])
+    exp = descriptor.expand(atoms)
+    assert exp.features().shape == (1, descriptor.n_features)
+    assert np.all(exp.features() == 0)
+    forces, virial = exp.vjp(np.ones((1, descriptor.n_features)))
+    assert np.all(forces == 0) and np.all(virial == 0)
+
+
+def test_feature_names_match_dimension(descriptor):
+    names = descriptor.feature_names()
+    assert len(names) == descriptor.n_features == len(set(names))
