@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from reference_models import data
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return data.load()
+
+
+def test_shipped_file_is_small_and_complete(shipped):
+    assert data.DATA_FILE.stat().st_size < 5e6
+    assert 200 <= len(shipped) <= 1000
+    assert len(shipped) == sum(c.n_trajectories * c.n_frames for c in data.PLAN)
+    kinds = {(a.info["system"], a.info["config_type"]) for a in shipped}
+    for system in ("Cu", "CuAu"):
+        for config in ("md_bulk", "strain", "vacancy", "surface", "cluster"):
+            assert (system, config) in kinds
+
+
+def test_plan_metadata_present(shipped):
+    temperatures = {a.info["temperature"] for a in shipped}
+    assert max(temperatures) >= 2000  # above EMT's melting point
+    for atoms in shipped:
+        for key in ("system", "config_type", "temperature", "strain", "trajectory",
+                    "frame", "fidelity", "oracle", "seed"):
+            assert key in atoms.info
+        assert np.shape(atoms.info["strain"]) == (6,)
+        assert atoms.get_forces().shape == (len(atoms), 3)
+        if atoms.info["config_type"] == "cluster":
+            assert not atoms.pbc.any()
+            assert "stress" not in atoms.calc.results
+        else:
+            assert atoms.get_stress().shape == (6,)
+    strains = np.array([a.info["strain"] for a in shipped if a.info["config_type"] == "strain"])
+    assert np.abs(strains[:, 3:]).max() > 0.01 and np.abs(strains[:, :3]).max() > 0.03
+
+
+def test_regenerates_bit_for_bit(shipped):
+    select = [0, 31]  # a Cu MD trajectory and a later one of the plan
+    fresh = data.generate(select=select)
+    tids = {a.info["trajectory"] for a in fresh}
+    stored = [a for a in shipped if a.info["trajectory"] in tids]
+    assert len(fresh) == len(stored) > 0
+    assert data.to_text(fresh) == data.to_text(stored)
+
+
+def test_labels_consistent_with_stored_positions(shipped):
+    atoms = shipped[7]
+    relabelled = data.label(atoms.copy())
+    np.testing.assert_allclose(relabelled.get_forces(), atoms.get_forces(), atol=1e-8)
+    assert relabelled.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+
+
+def test_split_by_trajectory(shipped):
+    train, test = data.split_by_trajectory(shipped)
+    assert len(train) + len(test) == len(shipped)
+    train_ids = {a.info["trajectory"] for a in train}
+    test_ids = {a.info["trajectory"] for a in test}
+    assert not train_ids & test_ids
+    assert 0.1 < len(test) / len(shipped) < 0.35
+    assert {a.info["system"] for a in test} == {"Cu", "CuAu"}
+    again = data.split_by_trajectory(shipped)[1]
+    assert [a.info["trajectory"] for a in again] == [a.info["trajectory"] for a in test]
+
+
+def test_low_fidelity_is_biased_and_noisy(shipped):
+    sample = shipped[:6]
+    low = data.low_fidelity_labels(sample, seed=3)
+    assert all(a.info["fidelity"] == "low" for a in low)
+    diff = np.array([lo.get_potential_energy() - hi.get_potential_energy()
+                     for lo, hi in zip(low, sample)])
+    assert np.all(np.abs(diff) > 1e-3)
+    again = data.low_fidelity_labels(sample, seed=3)
+    assert [a.get_potential_energy() for a in again] == [a.get_potential_energy() for a in low]
