@@ -124,14 +124,19 @@ def pytest_report_header(config):
     run_config = config.stash.get(_config_key, None)
     if run_config is None or not run_config.model:
         return None
-    species = ",".join(run_config.species) or "model's own"
-    return (f"mlip-conformance: model={run_config.model} species={species} "
-            f"precision={run_config.precision or 'model default'} seed={run_config.seed}")
+    session = _session(config)
+    if isinstance(session, Exception):
+        return f"mlip-conformance: model={run_config.model} (could not be loaded, see load_model)"
+    tags = session.model.tags
+    cutoff = f"{tags.cutoff:g} Å" if tags.cutoff else "undeclared"
+    return (f"mlip-conformance: model={run_config.model} species={','.join(tags.species)} "
+            f"precision={tags.precision} cutoff={cutoff} seed={run_config.seed} "
+            f"items={len(session.items)}")
 
 
 def pytest_collect_file(file_path, parent):
     if Path(file_path).resolve() == SUITE_PATH and parent.config.stash[_config_key].model:
-        return ConformanceFile.from_parent(parent, path=Path(file_path))
+        return ConformanceFile.from_parent(parent, path=Path(file_path), nodeid="mlip-conformance")
     return None
 
 

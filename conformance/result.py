@@ -146,7 +146,8 @@ def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
     status = "failed" if failing else "passed"
     lines = []
     if failing:
-        head = f"{worst.name}: {worst.error:.3g} {worst.unit} > {worst.tolerance:.3g} {worst.unit}"
+        head = (f"{worst.name} = {worst.error:.3g} {worst.unit} > tolerance "
+                f"{worst.tolerance:.3g} {worst.unit}")
         if worst.where:
             head += f" at {worst.where}"
         if verdict.what:

@@ -50,19 +50,19 @@ def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances
     fields = []
     if "energy" in expected and "energy" in got:
         err = abs(got["energy"] - expected["energy"])
-        fields.append(Field(prefix + "energy", err, tol["energy_atol"] * n_atoms, "eV"))
+        fields.append(Field(prefix + "|ΔE|", err, tol["energy_atol"] * n_atoms, "eV"))
     if "forces" in expected and "forces" in got:
         f0 = np.asarray(expected["forces"])
         diff = np.linalg.norm(np.asarray(got["forces"]) - f0, axis=1)
         i = int(np.argmax(diff)) if len(diff) else 0
         scale = float(np.abs(f0).max()) if f0.size else 0.0
-        fields.append(Field(prefix + "forces", float(diff.max()) if len(diff) else 0.0,
+        fields.append(Field(prefix + "max |ΔF|", float(diff.max()) if len(diff) else 0.0,
                             tol["force_atol"] + tol["force_rtol"] * scale, "eV/Å", f"atom {i}"))
     if "stress" in expected and "stress" in got:
         s0 = np.asarray(expected["stress"])
         diff = np.abs(np.asarray(got["stress"]) - s0)
         k = int(np.argmax(diff))
-        fields.append(Field(prefix + "stress", float(diff.max()),
+        fields.append(Field(prefix + "max |Δσ|", float(diff.max()),
                             tol["stress_atol"] + tol["stress_rtol"] * float(np.abs(s0).max()),
                             "eV/Å³", f"component {VOIGT[k]}"))
     return fields

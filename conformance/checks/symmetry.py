@@ -21,15 +21,15 @@ from ..result import Verdict
 from ..structures import ANY, PERIODIC
 from ._compare import compare, properties_for
 
-SETUP = ("from ase.io import read\nimport numpy as np\nfrom conformance import transforms, structures\n"
-         "case = structures.find_case({case!r}, species={species!r}, seed={seed})  # or your structure\n"
-         "atoms = case.copy()\n")
+SETUP = ("import numpy as np\nfrom conformance import transforms, structures\n"
+         "atoms = structures.find_case({case!r}, species={species!r}, seed={seed}).copy()\n")
+FOOTER = "\n# then evaluate atoms and atoms2 with your calculator and compare"
 
 
 def _reproducer(case, ctx, line: str) -> str:
     species = sorted(set(case.atoms.get_chemical_symbols()))
     return SETUP.format(case=case.name, species=list(ctx.config.species) or species,
-                        seed=ctx.config.seed) + line
+                        seed=ctx.config.seed) + line + FOOTER
 
 
 def _search_verdict(model, case, ctx, rng, strategy, apply: Callable, label: str,

@@ -1,0 +1,185 @@
+"""The pytest plugin, tested with pytester in fresh directories (subprocesses)."""
+
+import json
+import textwrap
+
+import pytest
+
+FAST = ["--mlip-checks=rotation_invariance,supercell_consistency", "-p", "no:cacheprovider"]
+
+MODELS = textwrap.dedent("""
+    from ase.calculators.calculator import Calculator, all_changes
+    from ase.calculators.emt import EMT
+
+    class Raising(Calculator):
+        implemented_properties = ["energy", "forces"]
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            raise RuntimeError("simulated model crash")
+
+    def make_emt():
+        calc = EMT()
+        calc.species = ["Cu"]
+        return calc
+""")
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess(*args)
+
+
+def test_help_lists_every_option_with_metavar(pytester):
+    result = run(pytester, "--help")
+    result.stdout.fnmatch_lines([
+        "*machine-learned potential conformance audit*",
+        "*--mlip-model=SPEC*",
+        "*--mlip-species=LIST*",
+        "*--mlip-precision=DTYPE*",
+        "*--mlip-report=PATH*",
+        "*--mlip-seed=INT*",
+        "*--mlip-md-long*",
+    ])
+
+
+def test_empty_directory_collects_and_passes_with_json_report(pytester):
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", *FAST, "--mlip-report=r.json")
+    result.assert_outcomes(passed=11)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*mlip-conformance: model=ase:EMT species=Cu*seed=0*",
+                                 "*mlip-conformance summary*",
+                                 "rotation_invariance*bulk_Cu_fcc*passed*",
+                                 "11 passed, 0 failed, 0 skipped, 0 error (ase:EMT)"])
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert {"model", "versions", "precision", "seed", "datetime", "results", "machine_info"} <= set(data)
+    assert data["model"] == "ase:EMT" and data["precision"] == "float64" and data["seed"] == 0
+    assert len(data["results"]) == 11
+    keys = {"check", "case", "family", "status", "measured", "tolerance", "unit", "n_calls", "message"}
+    assert all(keys <= set(r) for r in data["results"])
+    assert {r["case"] for r in data["results"] if r["check"] == "supercell_consistency"} == {
+        "bulk_Cu_fcc", "slab_Cu_fcc111", "wire_Cu_fcc100", "small_cell_Cu2"}
+
+
+def test_item_ids_and_k_selection(pytester):
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", *FAST, "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["mlip-conformance::rotation_invariance[[]bulk_Cu_fcc[]]",
+                                 "mlip-conformance::supercell_consistency[[]small_cell_Cu2[]]"])
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", *FAST, "-k", "bulk")
+    result.assert_outcomes(passed=2)
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", "-p", "no:cacheprovider",
+                 "--mlip-checks=symmetry", "-k", "inversion_invariance and cluster")
+    result.assert_outcomes(passed=1)
+
+
+def test_skips_carry_their_reason(pytester):
+    from ase import Atoms
+    from ase.io import write
+
+    write(str(pytester.path / "one.extxyz"), Atoms("Cu", cell=[3, 3, 3], pbc=True))
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", "--mlip-structures=one.extxyz",
+                 "--mlip-structure-kinds=user", "--mlip-checks=permutation_invariance", "-rs",
+                 "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*a single atom has no permutation*"])
+
+
+def test_model_errors_are_findings_and_report_is_written(pytester):
+    pytester.makepyfile(mymodels=MODELS)
+    result = run(pytester, "--mlip-model=mymodels.py:Raising", "--mlip-species=Cu",
+                 "--mlip-checks=large_offset", "--mlip-structure-kinds=dimer,bulk", "--mlip-report=r.json",
+                 "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*large_offset[[]dimer_Cu2[]] (symmetry) ERROR*",
+                                 "*model raised RuntimeError: simulated model crash*"])
+    assert "Traceback" not in result.stdout.str()
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert [r["status"] for r in data["results"]] == ["error", "error"]
+
+
+def test_bad_spec_gives_one_clear_failure_and_a_report(pytester):
+    result = run(pytester, "--mlip-model=no_such_pkg.models:calc", "--mlip-species=Cu",
+                 "--mlip-report=r.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*could not set up the conformance run*",
+                                 "*SpecError: no_such_pkg.models:calc: module 'no_such_pkg.models' not found*"])
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert data["results"][0]["check"] == "load_model" and data["results"][0]["status"] == "error"
+
+
+def test_model_declares_species_factory_from_module(pytester):
+    pytester.makepyfile(mymodels=MODELS)
+    pytester.syspathinsert()
+    result = run(pytester, "--mlip-model=mymodels:make_emt", "--mlip-checks=large_offset",
+                 "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7)
+
+
+def test_pyproject_configuration_and_xfail(pytester):
+    pytester.makepyprojecttoml(textwrap.dedent("""
+        [tool.mlip-conformance]
+        model = "tests_zoo_model.py:Aniso"
+        species = ["Cu"]
+        checks = ["rotation_invariance"]
+        structure-kinds = ["dimer", "bulk"]
+        [tool.mlip-conformance.xfail]
+        "rotation_invariance[bulk_Cu_fcc]" = "known anisotropy, issue 12"
+        "rotation_invariance[dimer_Cu2]" = "also known"
+    """))
+    pytester.makepyfile(tests_zoo_model=textwrap.dedent("""
+        import numpy as np
+        from ase.calculators.emt import EMT
+        class Aniso(EMT):
+            def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+                super().calculate(atoms, properties, system_changes or ["positions"])
+                self.results["energy"] += 0.1 * self.atoms.positions[:, 0].std()
+    """))
+    result = run(pytester, "-p", "no:cacheprovider", "-rx")
+    result.assert_outcomes(xfailed=2)
+
+
+def test_unknown_pyproject_key_is_a_usage_error(pytester):
+    pytester.makepyprojecttoml('[tool.mlip-conformance]\nmodle = "ase:EMT"\n')
+    result = run(pytester, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown key 'modle'; known keys: model, model-kwargs*"])
+
+
+@pytest.mark.parametrize("report, match", [
+    ("missing_dir/r.json", "*directory*missing_dir does not exist*"),
+    ("r.txt", "*unknown format '.txt'; use .json, .md or .html*"),
+])
+def test_bad_report_path_is_a_usage_error(pytester, report, match):
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", f"--mlip-report={report}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([match])
+
+
+def test_runs_beside_the_projects_own_tests(pytester):
+    pytester.makepyfile(test_own="def test_own():\n    assert 1 + 1 == 2\n")
+    result = run(pytester, "--mlip-model=ase:EMT", "--mlip-species=Cu", "--mlip-checks=large_offset",
+                 "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+
+
+def test_explicit_pyargs_form(pytester):
+    result = run(pytester, "--pyargs", "conformance.suite", "--mlip-model=ase:EMT", "--mlip-species=Cu",
+                 "--mlip-checks=large_offset", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7)
+
+
+def test_without_model_the_plugin_is_silent(pytester):
+    pytester.makepyfile(test_own="def test_own():\n    pass\n")
+    result = run(pytester, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "mlip-conformance summary" not in result.stdout.str()
+    assert "mlip-conformance: model=" not in result.stdout.str()
+
+
+def test_xdist_gives_the_same_report(pytester):
+    args = ["--mlip-model=ase:EMT", "--mlip-species=Cu", *FAST]
+    run(pytester, *args, "--mlip-report=serial.json").assert_outcomes(passed=11)
+    result = run(pytester, *args, "-n", "2", "--mlip-report=parallel.json")
+    result.assert_outcomes(passed=11)
+    serial = json.loads((pytester.path / "serial.json").read_text())["results"]
+    parallel = json.loads((pytester.path / "parallel.json").read_text())["results"]
+    strip = lambda rs: [{k: r[k] for k in ("check", "case", "status", "measured", "n_calls")} for r in rs]  # noqa: E731
+    assert strip(serial) == strip(parallel)

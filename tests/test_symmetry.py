@@ -1,0 +1,112 @@
+"""Symmetry family: correct models pass, each broken zoo model is caught by the
+check meant for it and by no unrelated check."""
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+
+from conformance import audit
+from tests.conftest import failed_checks
+from tests.zoo.base import SmoothPair
+from tests.zoo.symmetry import (Anisotropic, Chiral, FixedImageRange, Float32EMT, HarmonicTrap,
+                                IndexDependent, MinimumImage, NaiveFloat32EMT)
+
+SYMMETRY = ["symmetry"]
+
+
+@pytest.mark.parametrize("calc", [EMT(), LennardJones(sigma=2.3, epsilon=0.4, rc=6.0, smooth=True),
+                                  SmoothPair()], ids=["EMT", "LJ", "SmoothPair"])
+def test_correct_models_pass_every_symmetry_item(calc):
+    report = audit(calc, species=["Cu", "Au"], checks=SYMMETRY)
+    assert len(report) == 57
+    assert report.passed, report
+    # a real comparison happened: measured errors are tiny but recorded
+    df = report.df
+    assert (df["measured"] < 1e-10).all()
+    assert (df["n_calls"] >= 2).all()
+
+
+@pytest.mark.parametrize("model, expected", [
+    (IndexDependent(), {"permutation_invariance"}),
+    (Anisotropic(), {"rotation_invariance"}),
+    (Chiral(), {"inversion_invariance"}),
+    (MinimumImage(), {"supercell_consistency"}),
+    # an absolute-position term necessarily also changes periodic images
+    (HarmonicTrap(), {"translation_invariance", "large_offset", "supercell_consistency",
+                      "cell_basis_invariance"}),
+], ids=lambda x: type(x).__name__ if not isinstance(x, set) else "")
+def test_broken_model_caught_by_its_check_only(model, expected):
+    report = audit(model, species=["Cu", "Au"], checks=SYMMETRY)
+    assert failed_checks(report) == expected, report
+
+
+def test_fixed_image_range_caught_by_cell_basis_on_cells_larger_than_cutoff():
+    report = audit(FixedImageRange(), species=["Cu"], checks=SYMMETRY,
+                   structure_kinds=["dimer", "trimer", "cluster", "bulk", "slab", "wire"])
+    assert failed_checks(report) == {"cell_basis_invariance"}
+    assert report["cell_basis_invariance[bulk_Cu_fcc]"].status == "failed"
+
+
+def test_minimum_image_bug_only_shows_in_small_cells():
+    big = audit(MinimumImage(r_on=2.9, rc=3.4), species=["Cu"], checks=SYMMETRY)  # 3.4 Å < L/2 = 3.6 Å
+    assert big["supercell_consistency[bulk_Cu_fcc]"].status == "passed"
+    assert big["supercell_consistency[small_cell_Cu2]"].status == "failed"
+
+
+def test_rotation_message_names_field_operation_case_and_reproducer():
+    r = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"])["rotation_invariance[bulk_Cu_fcc]"]
+    assert r.status == "failed"
+    assert r.message.startswith("max |ΔF| = ")
+    assert "> tolerance" in r.message and "for rotation axis=" in r.message
+    assert "on bulk_Cu_fcc" in r.message
+    assert "transforms.rotate(atoms, transforms.rotation_matrix(" in r.message
+    assert "rerun: pytest" in r.message
+    assert r.unit == "eV/Å" and r.measured > 1e-3 > 1e-7 > r.tolerance
+
+
+def test_reproducer_reproduces_the_violation():
+    r = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"])["rotation_invariance[bulk_Cu_fcc]"]
+    code = r.message.split("reproducer:\n")[1].split("\nrerun:")[0]
+    scope = {}
+    exec(code, scope)
+    a, b = scope["atoms"], scope["atoms2"]
+    a.calc, b.calc = Anisotropic(), Anisotropic()
+    assert abs(a.get_potential_energy() - b.get_potential_energy()) > 1e-4
+
+
+def test_inversion_check_isolates_parity_from_rotation():
+    report = audit(Anisotropic(), species=["Cu"], checks=["inversion_invariance"])
+    assert report.passed
+    chiral = audit(Chiral(), species=["Cu"], checks=["inversion_invariance"])
+    r = chiral["inversion_invariance[cluster_Cu13]"]
+    assert r.status == "failed" and "compared with the proper rotation" in r.message
+
+
+def test_float32_model_passes_at_float32_and_is_flagged_at_float64():
+    ok = audit(Float32EMT(), species=["Cu"], checks=SYMMETRY)  # declares precision float32
+    assert ok.passed, ok
+    strict = audit(Float32EMT(), species=["Cu"], checks=["rotation_invariance"], precision="float64")
+    assert not strict.passed
+
+
+def test_naive_float32_caught_by_large_offset_only():
+    report = audit(NaiveFloat32EMT(), species=["Cu"], checks=SYMMETRY)
+    assert failed_checks(report) == {"large_offset"}
+    r = report["large_offset[bulk_Cu_fcc]"]
+    assert 2 < r.measured / r.tolerance < 1e3
+
+
+def test_same_seed_same_results_different_seed_different_transforms():
+    a = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"], seed=3).df
+    b = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"], seed=3).df
+    c = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"], seed=4).df
+    assert np.array_equal(a["measured"].to_numpy(), b["measured"].to_numpy())
+    assert list(a["message"]) == list(b["message"])
+    assert not np.array_equal(a["measured"].to_numpy(), c["measured"].to_numpy())
+
+
+def test_model_calls_are_bounded():
+    report = audit(Anisotropic(), species=["Cu"], checks=SYMMETRY, examples=4)
+    # 1 reference + 4 examples + at most 25 shrinking calls (+ lattice shift pair)
+    assert report.df["n_calls"].max() <= 1 + 4 + 25 + 2
