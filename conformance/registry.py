@@ -102,10 +102,12 @@ def check(family: str, needs: Iterable[str] = ("energy", "forces"), cases: Itera
 
 
 def all_checks() -> dict[str, CheckSpec]:
-    """Every registered check (imports the families first)."""
+    """Every registered check (imports the families first), ordered by family
+    as in :data:`FAMILIES`, then by definition order."""
     import conformance.checks  # noqa: F401
 
-    return dict(REGISTRY)
+    order = sorted(REGISTRY.values(), key=lambda c: FAMILIES.index(c.family))
+    return {c.name: c for c in order}
 
 
 def select(names: Sequence[str] | None = None) -> list[CheckSpec]:

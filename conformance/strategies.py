@@ -1,11 +1,12 @@
 """Hypothesis strategies for symmetry operations, and a seeded worst-case search.
 
-Checks draw their random rotations, permutations and translations from these
-strategies through :func:`search`, which runs hypothesis deterministically
-(seeded, no example database) and, when some example violates the tolerance,
-shrinks it to a minimal one for the failure message. The number of model
-calls is bounded: ``examples`` while generating, at most ``shrink_budget``
-more while shrinking a failure.
+Checks draw their random rotations, permutations and translations from a
+:class:`Space` through :func:`search`: a cheap seeded numpy draw while every
+example passes, and, once one violates the tolerance, a deterministic
+hypothesis search (seeded, no example database) over the same space that
+shrinks the violation to a minimal example for the failure message. Model
+calls are bounded: ``examples`` while sampling, at most ``shrink_budget`` more
+while shrinking.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from .result import Field
-from .transforms import mirror_matrix, rotation_matrix
+from .transforms import mirror_matrix, rotation_matrix, same_species_permutation
 
 _unit = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)
 
@@ -82,26 +83,53 @@ class Inversion:
         return "transforms.INVERSION"
 
 
+@dataclass(frozen=True)
+class Space:
+    """A space of symmetry operations: a hypothesis ``strategy`` (used to shrink
+    a violation to a minimal example) and ``sample(rng)``, a cheap numpy draw
+    from the same space (used while no violation is found)."""
+
+    strategy: Any
+    sample: Callable[[np.random.Generator], Any]
+
+
 def axes():
     """Unit-ish 3-vectors (norm ≥ 0.2 before normalisation), shrinking to small integers."""
     return st.tuples(_unit, _unit, _unit).filter(lambda v: math.sqrt(sum(x * x for x in v)) >= 0.2)
 
 
-def rotations(min_angle_deg: float = 5.0):
+def _sample_axis(rng) -> tuple:
+    while True:
+        v = rng.uniform(-1.0, 1.0, 3)
+        if np.linalg.norm(v) >= 0.2:
+            return tuple(float(x) for x in v)
+
+
+def rotations(min_angle_deg: float = 5.0) -> Space:
     """Proper rotations with angle in [min_angle, 180]° (never the identity)."""
-    return st.builds(Rotation, axes(), st.floats(min_angle_deg, 180.0))
+    return Space(st.builds(Rotation, axes(), st.floats(min_angle_deg, 180.0)),
+                 lambda rng: Rotation(_sample_axis(rng), float(rng.uniform(min_angle_deg, 180.0))))
 
 
-def improper_rotations(min_angle_deg: float = 5.0):
+def improper_rotations(min_angle_deg: float = 5.0) -> Space:
     """Inversion, mirrors and rotoinversions (all have det = -1)."""
-    return st.one_of(
+    def sample(rng):
+        kind = int(rng.integers(3))
+        if kind == 0:
+            return Inversion()
+        if kind == 1:
+            return Mirror(_sample_axis(rng))
+        return Rotation(_sample_axis(rng), float(rng.uniform(min_angle_deg, 180.0)), True)
+
+    strategy = st.one_of(
         st.just(Inversion()),
         st.builds(Mirror, axes()),
         st.builds(Rotation, axes(), st.floats(min_angle_deg, 180.0), st.just(True)),
     )
+    return Space(strategy, sample)
 
 
-def permutations(numbers: Sequence[int], same_species: bool = True):
+def permutations(numbers: Sequence[int], same_species: bool = True) -> Space:
     """Non-identity permutations of atom indices.
 
     ``same_species=True`` maps each atom onto one of the same species (the
@@ -110,8 +138,18 @@ def permutations(numbers: Sequence[int], same_species: bool = True):
     """
     numbers = np.asarray(numbers)
     n = len(numbers)
+    identity = list(range(n))
+    if n < 2:
+        raise ValueError("a single atom has no permutation")
     if not same_species:
-        return st.permutations(range(n)).filter(lambda p: list(p) != list(range(n))).map(tuple)
+        def sample_all(rng):
+            while True:
+                p = rng.permutation(n)
+                if p.tolist() != identity:
+                    return tuple(int(i) for i in p)
+
+        return Space(st.permutations(range(n)).filter(lambda p: list(p) != identity).map(tuple),
+                     sample_all)
     groups = [np.flatnonzero(numbers == z).tolist() for z in np.unique(numbers)]
     groups = [g for g in groups if len(g) > 1]
     if not groups:
@@ -124,14 +162,29 @@ def permutations(numbers: Sequence[int], same_species: bool = True):
                 order[i] = j
         return tuple(order)
 
-    return st.tuples(*[st.permutations(g) for g in groups]).map(assemble).filter(
-        lambda p: list(p) != list(range(n)))
+    strategy = st.tuples(*[st.permutations(g) for g in groups]).map(assemble).filter(
+        lambda p: list(p) != identity)
+    return Space(strategy, lambda rng: tuple(int(i) for i in same_species_permutation(numbers, rng)))
 
 
-def translations(max_length: float = 10.0):
-    """Translation vectors (Å) with components in [-max_length, max_length]."""
+def one_of(*spaces: Space) -> Space:
+    """Union of spaces (sampled uniformly)."""
+    return Space(st.one_of([s.strategy for s in spaces]),
+                 lambda rng: spaces[int(rng.integers(len(spaces)))].sample(rng))
+
+
+def translations(max_length: float = 10.0, wrap: bool = False) -> Space:
+    """Translation vectors (Å), components in [-max_length, max_length], as
+    ``(vector, wrap)`` pairs; ``wrap=True`` also tries wrapping into the cell."""
     c = st.floats(-max_length, max_length, allow_nan=False, allow_infinity=False)
-    return st.tuples(c, c, c).filter(lambda v: max(abs(x) for x in v) > 1e-3)
+    vectors = st.tuples(c, c, c).filter(lambda v: max(abs(x) for x in v) > 1e-3)
+    flags = st.booleans() if wrap else st.just(False)
+
+    def sample(rng):
+        v = tuple(float(x) for x in rng.uniform(-max_length, max_length, 3))
+        return v, bool(rng.integers(2)) if wrap else False
+
+    return Space(st.tuples(vectors, flags), sample)
 
 
 @dataclass
@@ -148,14 +201,40 @@ class SearchOutcome:
     examples_tried: int
 
 
-def search(strategy, measure: Callable[[Any], list[Field]], seed: int, examples: int,
+def search(space: Space, measure: Callable[[Any], list[Field]], seed: int, examples: int,
            shrink_budget: int = 25) -> SearchOutcome:
-    """Try ``examples`` draws of ``strategy``; shrink the first violation found.
+    """Try ``examples`` random draws from ``space``; shrink a violation.
 
-    ``measure(example)`` returns the list of Fields for that example (calling the
-    model). Model errors propagate after the search stops.
+    While every draw passes, examples come from ``space.sample`` (a numpy
+    draw: no hypothesis overhead on the common, passing path). After the first
+    violation, hypothesis searches ``space.strategy`` with at most
+    ``shrink_budget`` more model calls and shrinks to a minimal failing
+    example; if it finds none, the random violation is reported.
+
+    ``measure(example)`` returns the list of Fields for that example (calling
+    the model). Model errors propagate.
     """
     worst: dict[str, Field] = {}
+
+    def record(fields):
+        for f in fields:
+            if f.name not in worst or f.ratio > worst[f.name].ratio:
+                worst[f.name] = f
+        return any(not f.ok for f in fields)
+
+    rng = np.random.default_rng(seed)
+    tried = 0
+    failure = None
+    for _ in range(examples):
+        example = space.sample(rng)
+        fields = measure(example)
+        tried += 1
+        if record(fields):
+            failure = (example, fields)
+            break
+    if failure is None:
+        return SearchOutcome(worst, None, tried)
+
     state = {"calls": 0, "error": None, "failing": None}
     seen: dict[str, bool] = {}
 
@@ -168,8 +247,7 @@ def search(strategy, measure: Callable[[Any], list[Field]], seed: int, examples:
     def _violates(example) -> bool:
         if state["error"] is not None:
             return True
-        limit = examples + (shrink_budget if state["failing"] is not None else 0)
-        if state["calls"] >= limit:
+        if state["calls"] >= shrink_budget:
             return False
         state["calls"] += 1
         try:
@@ -177,21 +255,17 @@ def search(strategy, measure: Callable[[Any], list[Field]], seed: int, examples:
         except Exception as exc:  # stop the search, re-raise below
             state["error"] = exc
             return True
-        for f in fields:
-            if f.name not in worst or f.ratio > worst[f.name].ratio:
-                worst[f.name] = f
         if any(not f.ok for f in fields):
             state["failing"] = (example, fields)  # shrinking only tries smaller ones
             return True
         return False
 
-    conf = settings(max_examples=max(examples, 1), database=None, deadline=None,
-                    phases=[Phase.generate, Phase.shrink], derandomize=False,
-                    suppress_health_check=list(HealthCheck))
+    conf = settings(max_examples=shrink_budget, database=None, deadline=None,
+                    phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
     try:
-        find(strategy, violates, settings=conf, random=random.Random(seed))
+        find(space.strategy, violates, settings=conf, random=random.Random(seed))
     except NoSuchExample:
         pass
     if state["error"] is not None:
         raise state["error"]
-    return SearchOutcome(worst, state["failing"], state["calls"])
+    return SearchOutcome(worst, state["failing"] or failure, tried + state["calls"])
