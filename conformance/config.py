@@ -68,6 +68,8 @@ class RunConfig:
         Production-length MD preset.
     md_temperature : float or None
         Hot-MD temperature (K); default 1.5 × melting point.
+    md_timestep : float or None
+        MD time step (fs); default from the lightest species.
     timeout : float or None
         Seconds one model call may take.
     tolerances : dict
@@ -92,6 +94,7 @@ class RunConfig:
     md_steps: int | None = None
     md_long: bool = False
     md_temperature: float | None = None
+    md_timestep: float | None = None
     timeout: float | None = None
     tolerances: dict = field(default_factory=dict)
     structure_kinds: tuple = ()
@@ -136,7 +139,7 @@ def coerce(key: str, value: Any) -> Any:
             if v < 0 or (key in ("examples", "md_steps") and v < 1):
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
             return v
-        if key in ("timeout", "md_temperature"):
+        if key in ("timeout", "md_temperature", "md_timestep"):
             v = float(value)
             if v <= 0:
                 raise ConfigError(f"{key} must be > 0, got {value!r}")

@@ -46,6 +46,7 @@ OPTIONS = [
     ("examples", "INT", "random transforms per symmetry check (default: 4)"),
     ("md-steps", "INT", "MD steps per run (default: per check, short)"),
     ("md-temperature", "K", "temperature of the hot MD run (default: 1.5 × melting point)"),
+    ("md-timestep", "FS", "MD time step in fs (default: from the lightest species' mass)"),
     ("timeout", "SECONDS", "time limit of one model call (default: none)"),
 ]
 
