@@ -235,16 +235,17 @@ def search(space: Space, measure: Callable[[Any], list[Field]], seed: int, examp
     if failure is None:
         return SearchOutcome(worst, None, tried)
 
-    state = {"calls": 0, "error": None, "failing": None}
+    state = {"calls": 0, "error": None}
     seen: dict[str, bool] = {}
+    failing_fields: dict[str, list] = {}
 
     def violates(example) -> bool:
         key = repr(example)
         if key not in seen:
-            seen[key] = _violates(example)
+            seen[key] = _violates(example, key)
         return seen[key]
 
-    def _violates(example) -> bool:
+    def _violates(example, key) -> bool:
         if state["error"] is not None:
             return True
         if state["calls"] >= shrink_budget:
@@ -256,16 +257,18 @@ def search(space: Space, measure: Callable[[Any], list[Field]], seed: int, examp
             state["error"] = exc
             return True
         if any(not f.ok for f in fields):
-            state["failing"] = (example, fields)  # shrinking only tries smaller ones
+            failing_fields[key] = fields
             return True
         return False
 
     conf = settings(max_examples=shrink_budget, database=None, deadline=None,
                     phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
     try:
-        find(space.strategy, violates, settings=conf, random=random.Random(seed))
+        minimal = find(space.strategy, violates, settings=conf, random=random.Random(seed))
     except NoSuchExample:
-        pass
+        minimal = None
     if state["error"] is not None:
         raise state["error"]
-    return SearchOutcome(worst, state["failing"] or failure, tried + state["calls"])
+    if minimal is not None and repr(minimal) in failing_fields:
+        failure = (minimal, failing_fields[repr(minimal)])
+    return SearchOutcome(worst, failure, tried + state["calls"])
