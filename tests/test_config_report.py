@@ -96,3 +96,15 @@ def test_parametrize_checks_in_a_users_test_file(conformance_check, request):
     assert request.node.callspec.id in ("large_offset[dimer_Cu2]", "large_offset[bulk_Cu_fcc]")
     result = conformance_check()
     assert result.status == "passed"
+
+
+def test_readme_catalogue_and_tolerances_are_up_to_date():
+    from pathlib import Path
+
+    from conformance.catalogue import render_readme
+    from conformance.registry import all_checks
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert readme == render_readme(readme), "run: python -m conformance.catalogue --update README.md"
+    for name in all_checks():
+        assert f"**{name}**" in readme, f"README has no paragraph for {name}"
