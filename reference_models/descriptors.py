@@ -45,7 +45,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from .neighbors import neighbor_list
 from .switching import quintic_switch
 
-__all__ = ["Descriptor", "DensityExpansion", "monomial_table", "chebyshev"]
+__all__ = ["Descriptor", "DensityExpansion", "concatenate", "monomial_table", "chebyshev"]
 
 
 def monomial_table(l_max: int):
@@ -164,6 +164,8 @@ class DensityExpansion:
         for cols in d._lcols:
             ml = ma[:, :, cols]
             blocks.append(np.einsum("icm,idm->icd", ml, ml)[:, d._iua[0], d._iua[1]])
+        a, b, c = d._i3
+        blocks.append(m0[:, a] * m0[:, b] * m0[:, c])
         return np.concatenate(blocks, axis=1)
 
     # -- reverse mode: forces and virial -----------------------------------------------
@@ -187,6 +189,12 @@ class DensityExpansion:
         m0 = self.m0.reshape(n, c0)
         v0 = _symmetric_from_triu(w[:, c0:s0], c0, d._iu0)
         gamma0 = w[:, :c0] + 2.0 * np.einsum("icd,id->ic", v0, m0)
+        if d.n_triple:
+            w3 = w[:, d.n_features - d.n_triple:]
+            a, b, c = d._i3
+            ea, eb, ec = d._e3
+            gamma0 += ((w3 * m0[:, b] * m0[:, c]) @ ea + (w3 * m0[:, a] * m0[:, c]) @ eb
+                       + (w3 * m0[:, a] * m0[:, b]) @ ec)
         ma = self.ma.reshape(n, ca, d.n_ma)
         gammaa = np.empty_like(ma)
         for l, cols in enumerate(d._lcols):
@@ -268,6 +276,9 @@ class DensityExpansion:
         for cols in d._lcols:
             pl = np.einsum("icm,idm->icd", dma[:, :, cols], ma[:, :, cols])
             blocks.append((pl + pl.transpose(0, 2, 1))[:, d._iua[0], d._iua[1]])
+        a, b, c = d._i3
+        blocks.append(dm0[:, a] * m0[:, b] * m0[:, c] + m0[:, a] * dm0[:, b] * m0[:, c]
+                      + m0[:, a] * m0[:, b] * dm0[:, c])
         return np.concatenate(blocks, axis=1)
 
     def _scatter(self, phi0, phia):
@@ -307,6 +318,10 @@ class DensityExpansion:
         for cols in d._lcols:
             pl = np.einsum("pcma,pdm->pcda", dma[:, :, cols], ma[:, :, cols])
             blocks.append((pl + pl.transpose(0, 2, 1, 3))[:, d._iua[0], d._iua[1]])
+        a, b, c = d._i3
+        blocks.append(dm0[:, a] * (m0[:, b] * m0[:, c])[:, :, None]
+                      + dm0[:, b] * (m0[:, a] * m0[:, c])[:, :, None]
+                      + dm0[:, c] * (m0[:, a] * m0[:, b])[:, :, None])
         return np.concatenate(blocks, axis=1), centre
 
     def summed_jacobian(self):
@@ -373,6 +388,10 @@ class Descriptor:
     r_min : float, default 1.5
         Lower end (Å) of the interval [r_min, r_c] mapped onto [-1, 1] for the Chebyshev
         polynomials; shorter distances are extrapolated smoothly.
+    n_cubic : int, default 0
+        Number of radial functions per element whose densities also enter as cubic
+        products ``M0_a M0_b M0_c`` (a <= b <= c): the curvature of an embedding
+        function, as in EAM/EMT.
 
     Attributes
     ----------
@@ -381,7 +400,7 @@ class Descriptor:
     """
 
     def __init__(self, species, cutoff: float = 5.5, r_on: float = 0.0, n_radial: int = 8,
-                 n_angular: int = 5, l_max: int = 3, r_min: float = 1.5):
+                 n_angular: int = 5, l_max: int = 3, r_min: float = 1.5, n_cubic: int = 0):
         self.species = [str(s) for s in species]
         unknown = [s for s in self.species if s not in atomic_numbers]
         if unknown or len(set(self.species)) != len(self.species) or not self.species:
@@ -427,13 +446,23 @@ class Descriptor:
         self._iua = np.triu_indices(self.n_channelsa)
         self.n_triu0 = len(self._iu0[0])
         self.n_triua = len(self._iua[0])
-        self.n_features = self.n_channels0 + self.n_triu0 + self.l_max * self.n_triua
+        if not 0 <= n_cubic <= n_radial:
+            raise ValueError("need 0 <= n_cubic <= n_radial")
+        self.n_cubic = int(n_cubic)
+        cubic = [s * self.n_radial + k for s in range(self.n_species) for k in range(self.n_cubic)]
+        triples = [(a, b, c) for x, a in enumerate(cubic) for y, b in enumerate(cubic[x:], x)
+                   for c in cubic[y:]]
+        self._i3 = np.array(triples, dtype=int).reshape(-1, 3).T
+        self.n_triple = self._i3.shape[1]
+        self._e3 = [np.eye(self.n_channels0)[idx] for idx in self._i3]   # (T3, C0) each
+        self.n_features = (self.n_channels0 + self.n_triu0 + self.l_max * self.n_triua
+                           + self.n_triple)
 
     def get_params(self) -> dict:
         """Constructor arguments (to store next to fitted weights)."""
         return dict(species=list(self.species), cutoff=self.cutoff, r_on=self.r_on,
                     n_radial=self.n_radial, n_angular=self.n_angular, l_max=self.l_max,
-                    r_min=self.r_min)
+                    r_min=self.r_min, n_cubic=self.n_cubic)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -447,6 +476,7 @@ class Descriptor:
         names += [f"R[{ch0[a]}]R[{ch0[b]}]" for a, b in zip(*self._iu0)]
         for l in range(1, self.l_max + 1):
             names += [f"P{l}[{cha[a]},{cha[b]}]" for a, b in zip(*self._iua)]
+        names += [f"R[{ch0[a]}]R[{ch0[b]}]R[{ch0[c]}]" for a, b, c in self._i3.T]
         return names
 
     def species_index(self, atoms) -> np.ndarray:
@@ -527,3 +557,43 @@ class Descriptor:
     def forces_and_virial(self, atoms, w):
         """Forces (N, 3) in eV/Å and virial (3, 3) in eV for per-atom ``w = dE/dG`` (N, D)."""
         return self.expand(atoms).vjp(w)
+
+
+def concatenate(expansions) -> DensityExpansion:
+    """Join expansions of several structures into one block-diagonal expansion.
+
+    Atoms and pairs are stacked in order (atom offsets added to the pair indices), so
+    :meth:`DensityExpansion.vjp` and :meth:`DensityExpansion.jvp` act on all structures
+    at once -- one call per training batch instead of one per structure.  The volume is
+    None (per-structure virials are not separated).
+
+    Parameters
+    ----------
+    expansions : sequence of DensityExpansion
+        From the same :class:`Descriptor`.
+
+    Returns
+    -------
+    DensityExpansion
+    """
+    expansions = list(expansions)
+    d = expansions[0].descriptor
+    s = d.n_species
+    offsets = np.cumsum([0] + [e.n_atoms for e in expansions])
+    cat = np.concatenate
+    i = cat([e.i + o for e, o in zip(expansions, offsets)])
+    j = cat([e.j + o for e, o in zip(expansions, offsets)])
+    rows_i = cat([e._rows_i + o * s for e, o in zip(expansions, offsets)])
+    rows_j = cat([e._rows_j + o * s for e, o in zip(expansions, offsets)])
+    n, p = offsets[-1], len(i)
+    ones = np.ones(p)
+    return DensityExpansion(
+        descriptor=d, species_index=cat([e.species_index for e in expansions]), i=i, j=j,
+        vector=cat([e.vector for e in expansions]), volume=None,
+        _u=cat([e._u for e in expansions]), _d=cat([e._d for e in expansions]),
+        _r=cat([e._r for e in expansions]), _dr=cat([e._dr for e in expansions]),
+        _a=cat([e._a for e in expansions]), _dadu=cat([e._dadu for e in expansions]),
+        _scatter_i=sp.csr_matrix((ones, (rows_i, np.arange(p))), shape=(n * s, p)),
+        _scatter_j=sp.csr_matrix((ones, (rows_j, np.arange(p))), shape=(n * s, p)),
+        _rows_i=rows_i, _rows_j=rows_j,
+        m0=cat([e.m0 for e in expansions]), ma=cat([e.ma for e in expansions]))

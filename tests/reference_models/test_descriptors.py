@@ -13,7 +13,7 @@ SPECIES = ["Cu", "Au"]
 @pytest.fixture(scope="module")
 def descriptor():
     # small basis keeps finite differences quick; r_on > 0 exercises the switch
-    return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3)
+    return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3, n_cubic=3)
 
 
 def periodic_triclinic():

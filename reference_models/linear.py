@@ -1,0 +1,448 @@
+"""Linear model on density-expansion descriptors, fitted by weighted ridge regression.
+
+``E = sum_i (e0[Z_i] + w[Z_i] · G_i)`` with per-element reference energies ``e0`` (eV)
+and weights ``w`` (S, D).  Energies, forces and stresses are linear in the parameters,
+so all three enter one weighted least-squares problem whose rows come from
+:func:`design_matrix`:
+
+* one energy row per structure (energy per atom, eV/atom),
+* 3N force rows (eV/Å),
+* 6 stress rows for cells of rank 3 (Voigt xx yy zz yz xz xy, eV/Å³).
+
+Row weights are ``1 / sigma_kind`` (:class:`Sigmas`): the expected error of each kind of
+label, so ``sum w² r²`` is a chi-square.  The ridge strength is chosen by
+cross-validation with folds made of whole trajectories (frames of one trajectory are
+correlated).  Everything downstream works on per-(group, kind) normal equations
+(:class:`NormalEquations`), so refits for the cross-validation, the Pareto front of
+energy/force/stress errors (:func:`pareto_front`) and the multi-fidelity weighting
+(:func:`multifidelity_fit`) cost one small linear solve each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+
+from .descriptors import Descriptor
+
+__all__ = [
+    "KINDS", "Sigmas", "DesignMatrix", "design_matrix", "NormalEquations",
+    "normal_equations", "solve", "LinearModel", "fit_linear", "cross_validate",
+    "pareto_front", "multifidelity_fit", "errors", "EV_PER_A3_TO_GPA",
+]
+
+KINDS = ("energy", "forces", "stress")
+EV_PER_A3_TO_GPA = 160.21766208
+
+
+@dataclass(frozen=True)
+class Sigmas:
+    """Expected label errors; row weights are their inverses.
+
+    Attributes
+    ----------
+    energy : float
+        eV/atom.
+    forces : float
+        eV/Å per component.
+    stress : float
+        eV/Å³ per Voigt component.
+    """
+
+    energy: float = 0.002
+    forces: float = 0.02
+    stress: float = 0.0005
+
+    def weight(self, kind: str) -> float:
+        return 1.0 / getattr(self, kind)
+
+
+@dataclass
+class DesignMatrix:
+    """Rows of the linear least-squares problem (unweighted).
+
+    Columns are ``[n_e / N for e in species] + [Gsum_e / N ...]`` for energy rows
+    (per-atom energies), and the corresponding derivatives for force and stress rows,
+    i.e. ``X @ theta`` predicts the label with ``theta = [e0 (S), w.ravel() (S*D)]``.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n_rows, S + S*D)
+    y : ndarray, shape (n_rows,)
+        Labels: eV/atom, eV/Å, eV/Å³.
+    row_structure : ndarray of int, shape (n_rows,)
+        Index of the structure each row comes from.
+    row_kind : ndarray of str, shape (n_rows,)
+        "energy", "forces" or "stress".
+    row_weight : ndarray, shape (n_rows,)
+        ``1/sigma`` of the row's kind: minimise ``sum (row_weight * (y - X theta))**2``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    row_structure: np.ndarray
+    row_kind: np.ndarray
+    row_weight: np.ndarray
+
+
+def _structure_rows(atoms, descriptor: Descriptor):
+    """Unweighted (X, y, kind) blocks of one labelled structure."""
+    exp = descriptor.expand(atoms)
+    gsum, dx, deps = exp.summed_jacobian()
+    n, s = len(atoms), descriptor.n_species
+    counts = np.bincount(exp.species_index, minlength=s).astype(float)
+    results = atoms.calc.results
+    blocks = [(np.r_[counts, gsum.ravel()][None] / n,
+               np.array([results["energy"] / n]), "energy")]
+    if "forces" in results:
+        xf = np.concatenate([np.zeros((n * 3, s)), -dx.reshape(n * 3, -1)], axis=1)
+        blocks.append((xf, np.asarray(results["forces"]).ravel(), "forces"))
+    if "stress" in results and exp.volume is not None:
+        rows, cols = [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]
+        voigt = 0.5 * (deps[rows, cols] + deps[cols, rows]).reshape(6, -1) / exp.volume
+        xs = np.concatenate([np.zeros((6, s)), voigt], axis=1)
+        blocks.append((xs, np.asarray(results["stress"]).ravel(), "stress"))
+    return blocks
+
+
+def design_matrix(structures, descriptor: Descriptor, sigmas: Sigmas | None = None):
+    """Design matrix of the linear model for labelled structures.
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms
+        With energy and forces (and optionally stress) in ``atoms.calc.results``.
+    descriptor : Descriptor
+    sigmas : Sigmas, optional
+        Expected errors defining ``row_weight``; defaults to ``Sigmas()``.
+
+    Returns
+    -------
+    DesignMatrix
+        ``X`` (n_rows, S + S*D), ``y``, ``row_structure``, ``row_kind``, ``row_weight``.
+        The weighted least-squares problem is ``min || row_weight * (y - X theta) ||²``;
+        Cook's distance and leverage of rows or structures follow from it.
+    """
+    sigmas = Sigmas() if sigmas is None else sigmas
+    xs, ys, idx, kinds = [], [], [], []
+    for k, atoms in enumerate(structures):
+        for x, y, kind in _structure_rows(atoms, descriptor):
+            xs.append(x)
+            ys.append(y)
+            idx.append(np.full(len(y), k))
+            kinds.append(np.full(len(y), kind))
+    kind = np.concatenate(kinds)
+    weight = np.array([sigmas.weight(k) for k in KINDS])[
+        np.searchsorted(np.array(KINDS), kind)] if len(kind) else np.zeros(0)
+    return DesignMatrix(np.concatenate(xs), np.concatenate(ys), np.concatenate(idx), kind,
+                        weight)
+
+
+@dataclass
+class NormalEquations:
+    """Unweighted sufficient statistics of least squares per (group, kind).
+
+    Attributes
+    ----------
+    groups : list
+        Group labels (e.g. cross-validation folds, fidelities).
+    A : dict[(group, kind)] -> ndarray (n_params, n_params)
+        ``X^T X``.
+    b : dict[(group, kind)] -> ndarray (n_params,)
+        ``X^T y``.
+    c : dict[(group, kind)] -> float
+        ``y^T y``.
+    n : dict[(group, kind)] -> int
+        Number of rows.
+    """
+
+    groups: list
+    A: dict = field(default_factory=dict)
+    b: dict = field(default_factory=dict)
+    c: dict = field(default_factory=dict)
+    n: dict = field(default_factory=dict)
+
+    def add(self, group, kind, x, y):
+        key = (group, kind)
+        if key not in self.A:
+            p = x.shape[1]
+            self.A[key], self.b[key], self.c[key], self.n[key] = np.zeros((p, p)), np.zeros(p), 0.0, 0
+        self.A[key] += x.T @ x
+        self.b[key] += x.T @ y
+        self.c[key] += float(y @ y)
+        self.n[key] += len(y)
+
+    def total(self, weights, groups=None, exclude=()):
+        """Weighted sums ``(sum w² A, sum w² b)`` over groups; ``weights[(group, kind)]`` or ``weights[kind]``."""
+        keys = [k for k in self.A if (groups is None or k[0] in groups) and k[0] not in exclude]
+        p = next(iter(self.A.values())).shape[0]
+        a, b = np.zeros((p, p)), np.zeros(p)
+        for key in keys:
+            w2 = _weight(weights, key) ** 2
+            a += w2 * self.A[key]
+            b += w2 * self.b[key]
+        return a, b
+
+    def sse(self, theta, group, kind):
+        """Sum of squared residuals of rows in (group, kind) for parameters theta."""
+        key = (group, kind)
+        if key not in self.A:
+            return 0.0, 0
+        value = theta @ self.A[key] @ theta - 2 * theta @ self.b[key] + self.c[key]
+        return max(value, 0.0), self.n[key]
+
+
+def _weight(weights, key):
+    if key in weights:
+        return weights[key]
+    return weights[key[1]]
+
+
+def normal_equations(structures, descriptor: Descriptor, group_of) -> NormalEquations:
+    """Accumulate :class:`NormalEquations` with ``group_of(atoms)`` as the group label."""
+    groups = []
+    stats = NormalEquations(groups)
+    for atoms in structures:
+        group = group_of(atoms)
+        if group not in groups:
+            groups.append(group)
+        for x, y, kind in _structure_rows(atoms, descriptor):
+            stats.add(group, kind, x, y)
+    return stats
+
+
+def _penalty_scale(a, n_species: int):
+    """Column scales from the diagonal of the weighted normal matrix (reference energies unscaled)."""
+    scale = np.sqrt(np.maximum(np.diag(a), 1e-300))
+    penalised = np.ones(len(scale), dtype=bool)
+    penalised[:n_species] = False
+    return scale, penalised
+
+
+def solve(a, b, lam: float, n_species: int):
+    """Ridge solution of ``(A + lam * diag(A) on descriptor columns) theta = b``.
+
+    The penalty is relative to each column's weighted sum of squares, so ``lam`` is
+    dimensionless and the reference-energy columns are not penalised.
+
+    Returns
+    -------
+    ndarray, shape (n_params,)
+    """
+    scale, penalised = _penalty_scale(a, n_species)
+    a_s = a / np.outer(scale, scale)
+    a_s[np.diag_indices_from(a_s)] += lam * penalised + 1e-12
+    theta_s = scipy.linalg.solve(a_s, b / scale, assume_a="pos")
+    return theta_s / scale
+
+
+@dataclass
+class LinearModel:
+    """Fitted linear model.
+
+    Attributes
+    ----------
+    descriptor : Descriptor
+    e0 : ndarray, shape (S,)
+        Per-element reference energies in eV.
+    w : ndarray, shape (S, D)
+        Descriptor weights in eV per descriptor unit.
+    info : dict
+        Fit metadata (ridge strength, sigmas, cross-validation errors).
+    """
+
+    descriptor: Descriptor
+    e0: np.ndarray
+    w: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_theta(cls, descriptor, theta, info=None):
+        s = descriptor.n_species
+        return cls(descriptor, theta[:s].copy(), theta[s:].reshape(s, -1).copy(), info or {})
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.r_[self.e0, self.w.ravel()]
+
+    def atomic_energies(self, expansion, features=None):
+        """Per-atom energies (N,) in eV and dE/dG (N, D) for an expansion."""
+        g = expansion.features() if features is None else features
+        idx = expansion.species_index
+        return self.e0[idx] + np.einsum("id,id->i", g, self.w[idx]), self.w[idx]
+
+    kind = "linear"
+
+    def evaluate(self, atoms) -> dict:
+        """Energy (eV), energies (N,) eV, forces (N, 3) eV/Å and virial (3, 3) eV."""
+        exp = self.descriptor.expand(atoms)
+        e, w = self.atomic_energies(exp)
+        forces, virial = exp.vjp(w)
+        return dict(energy=e.sum(), energies=e, forces=forces, virial=virial)
+
+    def to_arrays(self) -> dict:
+        return {"linear_e0": self.e0, "linear_w": self.w}
+
+    @classmethod
+    def from_arrays(cls, descriptor, arrays):
+        return cls(descriptor, arrays["linear_e0"], arrays["linear_w"])
+
+
+def fold_of(structures, n_folds: int, seed: int = 0):
+    """Map trajectory id -> fold index (whole trajectories per fold)."""
+    ids = sorted({a.info["trajectory"] for a in structures})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return {ids[k]: int(f % n_folds) for f, k in enumerate(order)}
+
+
+def cross_validate(stats: NormalEquations, sigmas: Sigmas, lambdas, n_species: int):
+    """Grouped cross-validation of the ridge strength.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per lambda: weighted CV loss (chi-square per row) and RMSE per kind.
+    """
+    rows = []
+    weights = {k: sigmas.weight(k) for k in KINDS}
+    for lam in lambdas:
+        sse = {k: 0.0 for k in KINDS}
+        cnt = {k: 0 for k in KINDS}
+        for group in stats.groups:
+            a, b = stats.total(weights, exclude=(group,))
+            theta = solve(a, b, lam, n_species)
+            for kind in KINDS:
+                e, n = stats.sse(theta, group, kind)
+                sse[kind] += e
+                cnt[kind] += n
+        loss = sum(sse[k] * weights[k] ** 2 for k in KINDS) / sum(cnt.values())
+        rows.append(dict(lam=lam, loss=loss, **{f"rmse_{k}": np.sqrt(sse[k] / max(cnt[k], 1))
+                                                 for k in KINDS}))
+    return pd.DataFrame(rows)
+
+
+def fit_linear(structures, descriptor: Descriptor, sigmas: Sigmas | None = None,
+               lambdas=None, n_folds: int = 5, seed: int = 0, stats=None, verbose=False):
+    """Fit the linear model with the ridge strength chosen by grouped cross-validation.
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms
+        Labelled training structures with ``info["trajectory"]``.
+    descriptor : Descriptor
+    sigmas : Sigmas, optional
+        Expected label errors (loss weights).
+    lambdas : sequence of float, optional
+        Relative ridge strengths to scan; default ``logspace(-10, -3, 8)``.
+    n_folds : int
+        Folds of whole trajectories.
+    seed : int
+        Seed of the fold assignment.
+    stats : NormalEquations, optional
+        Precomputed statistics grouped by fold (skips the descriptor evaluation).
+
+    Returns
+    -------
+    model : LinearModel
+    cv : pandas.DataFrame
+        Cross-validation table (see :func:`cross_validate`).
+    """
+    sigmas = Sigmas() if sigmas is None else sigmas
+    lambdas = np.logspace(-10, -3, 8) if lambdas is None else lambdas
+    if stats is None:
+        folds = fold_of(structures, n_folds, seed)
+        stats = normal_equations(structures, descriptor, lambda a: folds[a.info["trajectory"]])
+    cv = cross_validate(stats, sigmas, lambdas, descriptor.n_species)
+    best = cv.loc[cv["loss"].idxmin()]
+    if verbose:
+        print(cv.to_string(index=False, float_format=lambda v: f"{v:.3e}"))
+    a, b = stats.total({k: sigmas.weight(k) for k in KINDS})
+    theta = solve(a, b, float(best["lam"]), descriptor.n_species)
+    info = dict(lam=float(best["lam"]), sigmas=vars(sigmas).copy() if hasattr(sigmas, "__dict__")
+                else dict(energy=sigmas.energy, forces=sigmas.forces, stress=sigmas.stress),
+                cv_rmse_energy=float(best["rmse_energy"]), cv_rmse_forces=float(best["rmse_forces"]),
+                cv_rmse_stress=float(best["rmse_stress"]))
+    return LinearModel.from_theta(descriptor, theta, info), cv
+
+
+def errors(theta, stats: NormalEquations, groups=None) -> dict:
+    """RMSE per kind (eV/atom, eV/Å, eV/Å³) of parameters on the rows of some groups."""
+    out = {}
+    for kind in KINDS:
+        sse, n = 0.0, 0
+        for group in (stats.groups if groups is None else groups):
+            e, m = stats.sse(theta, group, kind)
+            sse, n = sse + e, n + m
+        out[kind] = np.sqrt(sse / n) if n else np.nan
+    return out
+
+
+def pareto_front(train: NormalEquations, test: NormalEquations, n_species: int, lam: float,
+                 factors=(0.1, 0.3, 1.0, 3.0, 10.0), sigmas: Sigmas | None = None):
+    """Test errors as the energy and stress weights vary relative to the force weight.
+
+    Parameters
+    ----------
+    train, test : NormalEquations
+    n_species : int
+    lam : float
+        Ridge strength (relative).
+    factors : sequence of float
+        Multipliers of the default energy and stress weights (force weight fixed).
+    sigmas : Sigmas, optional
+        Default weights.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``weight_energy``, ``weight_forces``, ``weight_stress`` (1/sigma),
+        ``rmse_energy`` (eV/atom), ``rmse_forces`` (eV/Å), ``rmse_stress`` (eV/Å³) and
+        ``pareto`` (True when no other weighting is better in all three).
+    """
+    sigmas = Sigmas() if sigmas is None else sigmas
+    rows = []
+    for fe in factors:
+        for fs in factors:
+            weights = dict(energy=fe * sigmas.weight("energy"), forces=sigmas.weight("forces"),
+                           stress=fs * sigmas.weight("stress"))
+            theta = solve(*train.total(weights), lam, n_species)
+            err = errors(theta, test)
+            rows.append({**{f"weight_{k}": v for k, v in weights.items()},
+                         **{f"rmse_{k}": err[k] for k in KINDS}})
+    df = pd.DataFrame(rows)
+    values = df[[f"rmse_{k}" for k in KINDS]].to_numpy()
+    dominated = [(np.all(values <= v, axis=1) & np.any(values < v, axis=1)).any() for v in values]
+    df["pareto"] = ~np.array(dominated)
+    return df
+
+
+def multifidelity_fit(high: NormalEquations, low: NormalEquations, test: NormalEquations,
+                      n_species: int, lam: float, noise_high: Sigmas, noise_low: Sigmas,
+                      bias_low: Sigmas):
+    """Compare high-only, low-only and combined weighted fits on high-fidelity test data.
+
+    Each fidelity's rows are weighted by ``1 / sqrt(noise² + bias²)`` per kind: the
+    high-fidelity labels by their noise only, the low-fidelity ones by noise plus the
+    variance of their systematic bias.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows "high only", "low only", "combined" with test RMSE per kind.
+    """
+    def weights(noise, bias=None):
+        return {k: 1.0 / np.hypot(getattr(noise, k), 0.0 if bias is None else getattr(bias, k))
+                for k in KINDS}
+
+    fits = {}
+    fits["high only"] = solve(*high.total(weights(noise_high)), lam, n_species)
+    fits["low only"] = solve(*low.total(weights(noise_low, bias_low)), lam, n_species)
+    a_h, b_h = high.total(weights(noise_high))
+    a_l, b_l = low.total(weights(noise_low, bias_low))
+    fits["combined"] = solve(a_h + a_l, b_h + b_l, lam, n_species)
+    rows = [dict(fit=name, **{f"rmse_{k}": v for k, v in errors(theta, test).items()})
+            for name, theta in fits.items()]
+    return pd.DataFrame(rows)
