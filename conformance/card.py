@@ -1,11 +1,34 @@
-"""The audit card: a report rendered as Markdown or as one self-contained HTML file."""
+"""The audit card: a report rendered as Markdown or as one self-contained HTML file.
+
+The HTML card embeds its plots as PNG data URIs and its styles inline, so it
+is a single file readable offline (attach it to a paper or a model card).
+Plots come from two places:
+
+* an overview of every item's measured/tolerance ratio per family;
+* ``details["plots"]`` of any result: a list of plot specifications ::
+
+      {"title": str, "xlabel": str, "ylabel": str,
+       "series": [{"x": [...], "y": [...], "label": str, "style": "line"|"scatter"}],
+       "vlines": [{"x": float, "label": str}], "hlines": [...],
+       "logy": bool, "diagonal": bool}
+
+  (dimer curves with the cutoff marked, NVE energy traces, parity plots,
+  Cook's distances, Pareto fronts...). Checks put them there; the card draws
+  them with matplotlib (optional: without it the card has tables only).
+"""
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+import math
+from typing import Any
 
 from .report import fmt_value
 from .result import STATUSES
+
+STATUS_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "skipped": "#8c959f", "error": "#bf8700"}
 
 
 def _summary_rows(report) -> list[tuple[str, dict]]:
@@ -15,10 +38,17 @@ def _summary_rows(report) -> list[tuple[str, dict]]:
     return sorted(fams.items())
 
 
+def _verdict(report) -> str:
+    counts = {s: sum(r.status == s for r in report.results) for s in STATUSES}
+    if counts["failed"] or counts["error"]:
+        return f"NOT CONFORMANT: {counts['failed']} failed, {counts['error']} errors"
+    return f"CONFORMANT: {counts['passed']} passed, {counts['skipped']} skipped"
+
+
 def markdown_card(report) -> str:
-    """Markdown audit card: header, summary per family, one row per item."""
+    """Markdown audit card: header, summary per family, one row per item, findings."""
     md = report.metadata
-    lines = [f"# Conformance audit: `{md.get('model', '?')}`", ""]
+    lines = [f"# Conformance audit: `{md.get('model', '?')}`", "", f"**{_verdict(report)}**", ""]
     lines.append(f"- species: {', '.join(md.get('species', []))}")
     lines.append(f"- precision: {md.get('precision', '?')}, seed: {md.get('seed', '?')}")
     versions = md.get("versions", {})
@@ -39,11 +69,187 @@ def markdown_card(report) -> str:
         lines += ["", "## Findings", ""]
         for r in bad:
             lines += [f"### {r.check}[{r.case}] — {r.status}", "", "```", r.message, "```", ""]
+    tol = md.get("tolerances")
+    if tol:
+        lines += ["", "## Tolerances", "", "| name | value |", "|---|---|"]
+        lines += [f"| {k} | {v:g} |" for k, v in tol.items()]
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- plots
+
+def _matplotlib_figure():
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover  (matplotlib is optional)
+        return None
+    return Figure(figsize=(6.4, 3.6), dpi=100, layout="constrained")
+
+
+def _png_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def render_plot(spec: dict[str, Any]) -> str | None:
+    """PNG data URI of one plot specification (see module docstring), or None."""
+    fig = _matplotlib_figure()
+    if fig is None:
+        return None
+    ax = fig.add_subplot()
+    for s in spec.get("series", []):
+        x = [math.nan if v is None else v for v in s.get("x", [])]
+        y = [math.nan if v is None else v for v in s.get("y", [])]
+        if s.get("style") == "scatter":
+            ax.scatter(x, y, s=8, label=s.get("label"))
+        else:
+            ax.plot(x, y, label=s.get("label"), lw=1.4)
+    if spec.get("diagonal"):
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls=":")
+    for v in spec.get("vlines", []):
+        ax.axvline(v["x"], color="#cf222e", ls="--", lw=1, label=v.get("label"))
+    for h in spec.get("hlines", []):
+        ax.axhline(h["y"], color="#8c959f", ls="--", lw=1, label=h.get("label"))
+    if spec.get("logy"):
+        ax.set_yscale("log")
+    ax.set_title(spec.get("title", ""), fontsize=10)
+    ax.set_xlabel(spec.get("xlabel", ""))
+    ax.set_ylabel(spec.get("ylabel", ""))
+    if any(s.get("label") for s in spec.get("series", [])) or spec.get("vlines") or spec.get("hlines"):
+        ax.legend(fontsize=8)
+    return _png_uri(fig)
+
+
+def overview_plot(report) -> str | None:
+    """Measured/tolerance ratio of every judged item, per family (log scale)."""
+    fig = _matplotlib_figure()
+    if fig is None:
+        return None
+    rows = [r for r in report.results if r.measured is not None and r.tolerance]
+    if not rows:
+        return None
+    families = sorted({r.family for r in rows})
+    ax = fig.add_subplot()
+    for k, fam in enumerate(families):
+        pts = [r for r in rows if r.family == fam]
+        ratios = [max(r.measured / r.tolerance, 1e-12) for r in pts]
+        xs = [k + (i - len(pts) / 2) * 0.6 / max(len(pts), 1) for i in range(len(pts))]
+        ax.scatter(xs, ratios, s=14, c=[STATUS_COLOURS[r.status] for r in pts])
+    ax.axhline(1.0, color="#cf222e", ls="--", lw=1, label="tolerance")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(families)), families)
+    ax.set_ylabel("measured / tolerance")
+    ax.set_title("Every item against its tolerance (below the line passes)", fontsize=10)
+    ax.legend(fontsize=8)
+    return _png_uri(fig)
+
+
+# --------------------------------------------------------------------------- html
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#1f2328;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f6f8fa} td.num{text-align:right;font-family:ui-monospace,monospace}
+.verdict{display:inline-block;padding:.4em .9em;border-radius:6px;color:#fff;font-weight:600}
+.status{font-weight:600} pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:.82em}
+img{max-width:100%;border:1px solid #d0d7de;margin:.4em 0} .doc{color:#57606a}
+details summary{cursor:pointer}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _table(headers: list[str] | None, rows: list[list[Any]], numeric: set[int] = frozenset()) -> str:
+    out = ["<table>"]
+    if headers:
+        out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>")
+    for row in rows:
+        cells = []
+        for i, c in enumerate(row):
+            cls = " class='num'" if i in numeric else ""
+            cells.append(f"<td{cls}>{c}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "".join(out) + "</table>"
+
+
+def _status(status: str) -> str:
+    return f"<span class='status' style='color:{STATUS_COLOURS.get(status, '#000')}'>{_e(status)}</span>"
+
+
+def _check_docs() -> dict[str, str]:
+    try:
+        from .registry import all_checks
+
+        return {name: spec.summary for name, spec in all_checks().items()}
+    except Exception:  # pragma: no cover
+        return {}
+
+
 def html_card(report) -> str:
-    """Self-contained HTML audit card (no external resources)."""
-    body = html.escape(markdown_card(report))
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Conformance audit</title>"
-            f"</head><body><pre>{body}</pre></body></html>")
+    """Self-contained HTML audit card (inline CSS, plots as PNG data URIs)."""
+    md = report.metadata
+    docs = _check_docs()
+    failing = any(not r.ok for r in report.results)
+    colour = STATUS_COLOURS["failed" if failing else "passed"]
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>Conformance audit: {_e(md.get('model', '?'))}</title><style>{CSS}</style></head><body>",
+             f"<h1>Conformance audit: <code>{_e(md.get('model', '?'))}</code></h1>",
+             f"<p><span class='verdict' style='background:{colour}'>{_e(_verdict(report))}</span></p>"]
+    info = [["species", _e(", ".join(md.get("species", [])))],
+            ["precision", _e(md.get("precision", "?"))], ["seed", _e(md.get("seed", "?"))],
+            ["date", _e(md.get("datetime", "?"))],
+            ["model calls", _e(md.get("model_calls", "?"))]]
+    versions = md.get("versions", {})
+    if versions:
+        info.append(["versions", _e(", ".join(f"{k} {v}" for k, v in versions.items()))])
+    machine = md.get("machine_info", {})
+    if machine:
+        info.append(["machine", _e(", ".join(f"{k}={v}" for k, v in machine.items()))])
+    parts.append(_table(None, [[f"<b>{k}</b>", v] for k, v in info]))
+
+    parts.append("<h2>Summary</h2>")
+    rows = [[_e(f)] + [str(c[s]) for s in STATUSES] for f, c in _summary_rows(report)]
+    parts.append(_table(["family"] + list(STATUSES), rows, numeric={1, 2, 3, 4}))
+    uri = overview_plot(report)
+    if uri:
+        parts.append(f"<img alt='measured over tolerance per family' src='{uri}'>")
+
+    by_check: dict[str, list] = {}
+    for r in report.results:
+        by_check.setdefault(r.check, []).append(r)
+    parts.append("<h2>Checks</h2>")
+    for check, results in by_check.items():
+        fam = results[0].family
+        parts.append(f"<h3 id='{_e(check)}'>{_e(check)} <small>({_e(fam)})</small></h3>")
+        if docs.get(check):
+            parts.append(f"<p class='doc'>{_e(docs[check])}</p>")
+        rows = [[_e(r.case), _status(r.status), fmt_value(r.measured), fmt_value(r.tolerance), _e(r.unit),
+                 str(r.n_calls)] for r in results]
+        parts.append(_table(["case", "status", "measured", "tolerance", "unit", "calls"], rows,
+                            numeric={2, 3, 5}))
+        for r in results:
+            if not r.ok or r.status == "skipped":
+                label = f"{r.case}: {r.status}"
+                parts.append(f"<details{' open' if not r.ok else ''}><summary>{_e(label)}</summary>"
+                             f"<pre>{_e(r.message)}</pre></details>")
+            for spec in (r.details or {}).get("plots", []) or []:
+                uri = render_plot(spec)
+                if uri:
+                    parts.append(f"<img alt='{_e(spec.get('title', check))}' src='{uri}'>")
+
+    tol = md.get("tolerances")
+    if tol:
+        parts.append("<h2>Tolerances</h2>")
+        parts.append(_table(["name", "value"], [[_e(k), f"{v:g}"] for k, v in tol.items()],
+                            numeric={1}))
+    parts.append("<p class='doc'>Generated by mlip-conformance. Reading a row: <em>measured</em> "
+                 "is the largest violation found, in <em>unit</em>; the item passes when it is "
+                 "at most <em>tolerance</em>.</p></body></html>")
+    return "\n".join(parts)

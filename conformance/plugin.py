@@ -178,7 +178,7 @@ class ConformanceItem(pytest.Item):
 
     def runtest(self):
         session = _session(self.config)
-        result = session.run_item(self.spec, self.case)
+        result = session.run_item(self.spec, self.case, progress=_progress_writer(self.config))
         data = result.to_dict()
         data["order"] = self.index
         self.user_properties.append((RESULT_KEY, data))
@@ -198,6 +198,34 @@ class ConformanceItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"mlip-conformance: {self.name}"
+
+
+def _progress_writer(config, after: float = 2.0):
+    """A progress callback writing ``what 25%.. 50%..`` to the terminal.
+
+    Silent for the first ``after`` seconds (quick items stay quiet) and under
+    pytest-xdist workers (they have no terminal).
+    """
+    import time
+
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or hasattr(config, "workerinput"):
+        return None
+    start = time.perf_counter()
+    shown = {"quarter": 0, "what": None}
+
+    def progress(done: int, total: int, what: str) -> None:
+        if total <= 0 or time.perf_counter() - start < after:
+            return
+        quarter = min(4, int(4 * done / total))
+        if what != shown["what"]:
+            shown.update(what=what, quarter=0)
+            tr.write(f" [{what}]")
+        if quarter > shown["quarter"]:
+            shown["quarter"] = quarter
+            tr.write(f" {25 * quarter}%")
+
+    return progress
 
 
 class LoadErrorItem(pytest.Item):

@@ -11,6 +11,7 @@ import traceback
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -36,12 +37,16 @@ class CheckContext:
         Command line that reruns exactly this item (for messages).
     report_dir : Path or None
         Folder for artefacts (e.g. MD trajectories of failed runs).
+    progress : callable(done, total, what)
+        Long checks (MD, data audits) call it to report progress; the pytest
+        plugin shows it in the terminal. Default: does nothing.
     """
 
     tol: Tolerances
     config: RunConfig = field(default_factory=RunConfig)
     reproducer: str = ""
     report_dir: Path | None = None
+    progress: Callable[[int, int, str], None] = field(default=lambda done, total, what: None)
 
 
 def item_id(check: str, case: str) -> str:
@@ -74,7 +79,8 @@ def reproducer_command(config: RunConfig, check: str, case: str) -> str:
 
 
 def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | None = None,
-              tolerances: Tolerances | None = None, report_dir: Path | None = None) -> CheckResult:
+              tolerances: Tolerances | None = None, report_dir: Path | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> CheckResult:
     """Run ``spec`` on ``case``; never raises for model or check failures."""
     config = config or RunConfig()
     tolerances = tolerances or config.make_tolerances(model.tags.precision)
@@ -85,6 +91,8 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
     ctx = CheckContext(tol=tolerances.for_check(spec.name), config=config,
                        reproducer=reproducer_command(config, spec.name, case.name),
                        report_dir=report_dir)
+    if progress is not None:
+        ctx.progress = progress
     rng = check_rng(config.seed, spec.name, case.name)
     calls_before = model.n_calls
     try:

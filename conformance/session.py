@@ -42,8 +42,9 @@ class Session:
     report_dir: Path | None = None
     results: list = field(default_factory=list)
 
-    def run_item(self, spec: CheckSpec, case: Case) -> CheckResult:
-        result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir)
+    def run_item(self, spec: CheckSpec, case: Case, progress=None) -> CheckResult:
+        result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir,
+                           progress)
         self.results.append(result)
         return result
 
