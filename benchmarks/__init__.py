@@ -1,0 +1,1 @@
+"""asv benchmarks of mlip-conformance (see asv.conf.json and README "Performance")."""
