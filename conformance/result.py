@@ -111,7 +111,9 @@ class Field:
     def ratio(self) -> float:
         if not math.isfinite(self.error):
             return math.inf
-        return self.error / self.tolerance if self.tolerance > 0 else math.inf * (self.error > 0)
+        if self.tolerance > 0:
+            return self.error / self.tolerance
+        return math.inf if self.error > 0 else 0.0  # 0/0 is a pass, not NaN
 
     @property
     def ok(self) -> bool:
