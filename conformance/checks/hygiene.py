@@ -1,0 +1,745 @@
+"""Hygiene family: the calculator behaves as software should.
+
+Same input, same output (``determinism``); no stale results after in-place
+changes (``stale_cache``); no state leaking from one structure to the next
+(``size_reuse``); declared species work and undeclared ones fail loudly
+(``species_support``); the caller's Atoms is left alone (``input_untouched``);
+separate instances can run in threads (``thread_safety``); memory does not
+grow with use (``memory_growth``); outputs have ASE's shapes, signs and units
+(``output_sanity``).
+
+Most checks go through :meth:`Model.evaluate` (a copy of the structure, a
+``reset()`` calculator). Checks about the calculator's own state use the raw
+calculator the way ASE users do (``atoms.calc = calc; atoms.get_forces()``)
+through :func:`call_calculator`, which keeps the same bookkeeping (call count,
+time inside the model, time limit) and turns exceptions into ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+import tracemalloc
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.constraints import FixAtoms
+from ase.data import atomic_numbers, chemical_symbols, covalent_radii
+
+from ..model import MissingProperty, ModelError, Skip, Timeout, time_limit, validate
+from ..registry import check
+from ..result import Field, Verdict
+from ..structures import ANY, nearest_neighbour_distance
+from ..tolerances import define
+from ._compare import compare
+
+define("memory_growth_traced", "B/call", 1024.0, 1024.0,
+       "Python memory retained per model call after warm-up (tracemalloc): a model that keeps "
+       "nothing between calls retains < 100 B/call (interpreter and allocator caches); keeping "
+       "each structure or result (a history list) costs kilobytes per call")
+define("memory_growth_rss", "B/call", 65536.0, 65536.0,
+       "resident memory growth per call (whole process, includes native and GPU-driver heaps); "
+       "loose because the allocator grows RSS in steps of arenas; catches native leaks of "
+       "≳ 64 kB per call (e.g. a tensor kept per call)")
+define("dimer_rmin_factor", "1", 2.0, 2.0,
+       "the dimer's equilibrium distance must lie within [1/f, f] × (sum of covalent radii): real "
+       "dimers lie within 0.7-1.8 (van der Waals); a Bohr/Å mix-up moves it by 1.89")
+define("dimer_binding_min", "eV", 0.01, 0.01,
+       "smallest plausible dimer binding energy E(∞) - E(r_min) (weak van der Waals pairs ~0.01 eV); "
+       "energies in Hartree are 27× too small")
+define("dimer_binding_max", "eV", 15.0, 15.0,
+       "largest plausible dimer binding energy (N₂: 9.8 eV, CO: 11.1 eV); energies in kJ/mol or "
+       "kcal/mol are 96× / 23× too large")
+define("units_ratio_rtol", "1", 0.05, 0.05,
+       "force on a dimer atom / (-dE/dr) from a ±1e-3 Å difference: must be 1; unit mix-ups give "
+       "27.2 (Hartree), 1.89 (Bohr), 51.4 (Hartree/Bohr); 5 % is coarse on purpose "
+       "(force_consistency is the precise test)")
+
+WARMUP_CALLS = 20
+MEMORY_CALLS = 200
+THREADS = 2
+THREAD_ROUNDS = 3
+PROBE_SPECIES = ("Xe", "Rn", "Kr", "Ar", "Ne", "He", "Og")
+SCAN_FACTORS = np.geomspace(0.4, 2.5, 15)  # × sum of covalent radii
+UNIT_FACTORS = {"Hartree/eV": 27.211386, "Bohr/Å": 1.8897261, "(Hartree/Bohr)/(eV/Å)": 51.422067,
+                "Rydberg/eV": 13.605693, "(kcal/mol)/eV": 23.060548, "(kJ/mol)/eV": 96.485332}
+
+SETUP = ("import numpy as np\nfrom conformance import structures\n"
+         "atoms = structures.find_case({case!r}, species={species!r}, seed={seed}).copy()\n"
+         "calc = ...  # your calculator\n")
+
+
+def _reproducer(case, ctx, body: str) -> str:
+    species = sorted(set(case.atoms.get_chemical_symbols()))
+    return SETUP.format(case=case.name, species=list(ctx.config.species) or species,
+                        seed=ctx.config.seed) + body
+
+
+def hygiene_properties(model, case) -> tuple[str, ...]:
+    """Energy and forces (as implemented), and stress on fully periodic cases."""
+    props = [p for p in ("energy", "forces") if p in model.tags.properties]
+    if model.tags.has_stress and "periodic3" in case.tags:
+        props.append("stress")
+    if not props:
+        raise Skip("model implements neither energy nor forces")
+    return tuple(props)
+
+
+GETTERS = {
+    "energy": lambda atoms: atoms.get_potential_energy(),
+    "free_energy": lambda atoms: atoms.get_potential_energy(force_consistent=True),
+    "forces": lambda atoms: atoms.get_forces(apply_constraint=False),
+    "stress": lambda atoms: atoms.get_stress(),
+    "energies": lambda atoms: atoms.get_potential_energies(),
+}
+
+
+def call_calculator(model, atoms: Atoms, properties: Sequence[str], calc: Any = None) -> dict:
+    """Evaluate the way ASE users do, on ``atoms`` itself: ``atoms.calc = calc``
+    then ``atoms.get_forces()`` etc. No copy, no ``reset()``: the
+    calculator's cache and any mutation of ``atoms`` are exercised.
+
+    Same bookkeeping as :meth:`Model.evaluate` (call count, time inside the
+    model, time limit in the main thread); returns validated float64 results.
+
+    Raises
+    ------
+    MissingProperty, ModelError
+    """
+    calc = model.calc if calc is None else calc
+    properties = tuple(properties)
+    formula = atoms.get_chemical_formula()
+    model.n_calls += 1
+    t0 = time.perf_counter()
+    try:
+        with time_limit(model.timeout):
+            atoms.calc = calc
+            raw = {p: GETTERS[p](atoms) for p in properties}
+    except PropertyNotImplementedError as exc:
+        raise MissingProperty(f"model does not implement {properties}: {exc}") from exc
+    except Timeout:
+        raise ModelError(f"model call exceeded the time limit of {model.timeout:g} s "
+                         f"({len(atoms)} atoms, {formula})") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        raise ModelError(f"model raised {type(exc).__name__}: {exc} (on {formula}, "
+                         f"pbc={atoms.pbc.tolist()}, via atoms.calc = calc; atoms.get_...())") from exc
+    finally:
+        model.calc_seconds += time.perf_counter() - t0
+    return validate(raw, len(atoms))
+
+
+def exact_fields(a: dict, b: dict, prefix: str = "") -> list[Field]:
+    """Largest absolute difference per property, held to zero (bit-identical)."""
+    units = {"energy": ("|ΔE|", "eV"), "forces": ("max |ΔF|", "eV/Å"), "stress": ("max |Δσ|", "eV/Å³")}
+    fields = []
+    for key, (name, unit) in units.items():
+        if key in a and key in b:
+            diff = np.abs(np.asarray(a[key]) - np.asarray(b[key]))
+            fields.append(Field(prefix + name, float(diff.max()) if diff.size else 0.0, 0.0, unit))
+    return fields
+
+
+def agreement_fields(model, a: dict, b: dict, ctx, n_atoms: int, prefix: str = "") -> list[Field]:
+    """Bit-identical unless the model declares ``deterministic=False``; then
+    the shared tolerances (energy_atol, force_atol/rtol, stress_atol/rtol)."""
+    if model.tags.deterministic:
+        return exact_fields(a, b, prefix)
+    return compare(a, b, ctx.tol, n_atoms, prefix=prefix)
+
+
+def _rattled(atoms: Atoms, rng: np.random.Generator, stdev: float) -> Atoms:
+    out = atoms.copy()
+    out.positions = atoms.positions + rng.normal(0.0, stdev, atoms.positions.shape)
+    return out
+
+
+# -- determinism ----------------------------------------------------------------------------
+
+@check(family="hygiene", needs={"forces"}, cases=ANY, calls="4", unit="eV/Å")
+def determinism(model, case, ctx, rng):
+    """The same structure evaluated twice, and again after another structure,
+    gives identical results (bit-identical unless the model declares
+    ``deterministic=False``; then within the shared tolerances).
+
+    Catches uninitialised buffers, random features without a fixed seed,
+    non-deterministic parallel reductions (GPU atomics) and state carried
+    over from the previous structure.
+    """
+    props = hygiene_properties(model, case)
+    atoms = case.copy()
+    first = model.evaluate(atoms, props)
+    second = model.evaluate(atoms, props)
+    model.evaluate(_rattled(atoms, rng, 0.1), props)
+    third = model.evaluate(atoms, props)
+    fields = (agreement_fields(model, first, second, ctx, len(atoms), "repeat: ")
+              + agreement_fields(model, first, third, ctx, len(atoms), "after another structure: "))
+    note = ("bit-identical results required (declare mlip_tags = {'deterministic': False} for a "
+            "model with non-deterministic reductions)" if model.tags.deterministic else
+            "model declares deterministic=False: held to the shared tolerances")
+    body = ("atoms.calc = calc\nf1 = atoms.get_forces().copy()\ncalc.reset()\n"
+            "f2 = atoms.get_forces()\nprint(np.abs(f1 - f2).max())  # expect 0")
+    return Verdict(fields, what=f"{case.name} evaluated 3× (a rattled copy in between)", note=note,
+                   reproducer=_reproducer(case, ctx, body))
+
+
+# -- stale cache ----------------------------------------------------------------------------
+
+def in_place_mutations(atoms: Atoms, species: Sequence[str], rng: np.random.Generator) -> list:
+    """(label, function mutating atoms in place) pairs, as users write them."""
+    n = len(atoms)
+    shift = rng.normal(0.0, 0.05, (n, 3))
+    k = int(rng.integers(n))
+    muts = []
+
+    def move_all(a):
+        a.positions += shift
+
+    def move_one(a):
+        a.positions[k] += [0.1, -0.05, 0.08]
+
+    muts.append(("atoms.positions += δ (0.05 Å rattle)", move_all))
+    muts.append((f"atoms.positions[{k}] += (0.1, -0.05, 0.08)", move_one))
+    if atoms.pbc.any():
+        def scale_cell(a):
+            a.set_cell(a.cell.array * 1.01, scale_atoms=True)
+
+        muts.append(("atoms.set_cell(1.01 × cell, scale_atoms=True)", scale_cell))
+    others = [s for s in species if atomic_numbers[s] != atoms.numbers[k]]
+    if others:
+        z = atomic_numbers[others[0]]
+
+        def swap(a):
+            a.numbers[k] = z
+
+        muts.append((f"atoms.numbers[{k}] = {z} ({others[0]})", swap))
+    return muts
+
+
+@check(family="hygiene", needs={"forces"}, cases=ANY, calls="1 + 2 × (3-4 in-place changes)", unit="eV/Å")
+def stale_cache(model, case, ctx, rng):
+    """After in-place changes of the Atoms (positions, cell with scaled atoms,
+    atomic numbers) the calculator returns new results, not cached ones.
+
+    Uses the raw calculator the way ASE users do (``atoms.calc = calc``,
+    ``atoms.positions += ...``, ``atoms.get_forces()``) and compares each
+    result with a fresh evaluation of the same structure. Catches caches keyed
+    on the object, its length or its numbers only, and arrays kept by
+    reference instead of copied.
+    """
+    props = hygiene_properties(model, case)
+    species = list(model.tags.species) or sorted(set(case.atoms.get_chemical_symbols()))
+    atoms = case.copy()
+    if hasattr(model.calc, "reset"):
+        model.calc.reset()
+    states = [("initial", atoms.copy(), call_calculator(model, atoms, props))]
+    for label, mutate in in_place_mutations(atoms, species, rng):
+        mutate(atoms)
+        raw = call_calculator(model, atoms, props)
+        states.append((label, atoms.copy(), raw))
+    atoms.calc = None
+    fields, unchanged, previous = [], [], None
+    for label, snapshot, raw in states:
+        fresh = model.evaluate(snapshot, props)
+        fields.extend(compare(fresh, raw, ctx.tol, len(snapshot), prefix=f"after {label}: "
+                              if label != "initial" else "initial: "))
+        if previous is not None and not any(not f.ok for f in compare(previous, fresh, ctx.tol,
+                                                                        len(snapshot))):
+            unchanged.append(label)
+        previous = fresh
+    failing = [f for f in fields if not f.ok]
+    note = ("control: every change altered the fresh results" if not unchanged else
+            f"control: {', '.join(unchanged)} did not change the results (not tested)")
+    what = f"{len(states) - 1} in-place changes of {case.name} with atoms.calc = calc"
+    if failing:
+        stale = list(dict.fromkeys(f.name.split(": ")[0] for f in failing))
+        what = f"{case.name}: the calculator returned cached results {' and '.join(stale)}"
+    body = ("atoms.calc = calc\nf1 = atoms.get_forces().copy()\n"
+            "atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)\n"
+            "f2 = atoms.get_forces()\natoms.calc = None\n"
+            "print(np.abs(f1 - f2).max())  # expect > 0: the atoms moved")
+    return Verdict(fields, what=what, note=note, reproducer=_reproducer(case, ctx, body),
+                   details={"changes": [s[0] for s in states[1:]], "unchanged": unchanged})
+
+
+# -- reuse across sizes and species ---------------------------------------------------------
+
+def _other_structure(case, species: Sequence[str]) -> Atoms:
+    """A small structure of a different size (and species where possible)."""
+    present = set(case.atoms.get_chemical_symbols())
+    other = [s for s in species if s not in present] or list(species)
+    sym = other[-1]
+    d = nearest_neighbour_distance(sym)
+    n = 3 if len(case.atoms) == 2 else 2
+    pos = [[0, 0, 0], [d, 0, 0], [0.5 * d, 0.9 * d, 0]][:n]
+    return Atoms([sym] * n, positions=pos)
+
+
+def _bigger_structure(case) -> Atoms:
+    """The case doubled: a supercell along a periodic direction, or a second
+    copy 20 Å away for isolated structures."""
+    atoms = case.copy()
+    if atoms.pbc.any():
+        reps = [1, 1, 1]
+        reps[int(np.flatnonzero(atoms.pbc)[0])] = 2
+        return atoms.repeat(reps)
+    far = atoms.copy()
+    far.positions += [20.0 + np.ptp(atoms.positions[:, 0]), 0.0, 0.0]
+    return atoms + far
+
+
+@check(family="hygiene", needs={"forces"}, cases=ANY, calls="4 (on 2 fresh instances)", unit="eV/Å")
+def size_reuse(model, case, ctx, rng):
+    """One calculator instance evaluating structures of other sizes and species
+    first gives the same result on the case as a fresh instance.
+
+    The reused instance (``model.fresh()``) evaluates a small structure of
+    another species, then the case doubled, then the case; a second fresh
+    instance evaluates the case alone. Catches buffers sized on the first
+    call, per-species tables built from the first structure and neighbour
+    lists that are not rebuilt when the size changes.
+    """
+    props = hygiene_properties(model, case)
+    species = list(model.tags.species) or sorted(set(case.atoms.get_chemical_symbols()))
+    atoms = case.copy()
+    small, big = _other_structure(case, species), _bigger_structure(case)
+    reused = model.fresh()
+    sequence = [small, big, atoms]
+    for item in sequence:
+        got = model.evaluate(item, props if item is atoms else
+                             tuple(p for p in props if p != "stress" or item.pbc.all()), calc=reused)
+    expected = model.evaluate(atoms, props, calc=model.fresh())
+    fields = compare(expected, got, ctx.tol, len(atoms))
+    if atoms.pbc.any():
+        big_code = f"big = atoms.repeat({tuple(2 if i == np.flatnonzero(atoms.pbc)[0] else 1 for i in range(3))})"
+    else:
+        big_code = f"far = atoms.copy(); far.positions += [{20.0 + np.ptp(atoms.positions[:, 0]):.4f}, 0, 0]; big = atoms + far"
+    steps = (f"{small.get_chemical_formula()} ({len(small)} atoms) → {big.get_chemical_formula()} "
+             f"({len(big)} atoms) → {case.name}")
+    body = ("from ase import Atoms\n"
+            f"small = Atoms({small.get_chemical_symbols()!r}, positions={small.positions.round(4).tolist()})\n"
+            f"{big_code}  # the case doubled\n"
+            "for a in (small, big, atoms):\n    a.calc = calc\n    a.get_forces()\n"
+            "reused = atoms.get_forces()\n"
+            "fresh_calc = ...  # a new instance\natoms.calc = fresh_calc\n"
+            "print(np.abs(reused - atoms.get_forces()).max())  # expect ~0")
+    return Verdict(fields, what=f"instance reused for {steps} vs a fresh instance",
+                   reproducer=_reproducer(case, ctx, body))
+
+
+# -- species support ------------------------------------------------------------------------
+
+def declared_species(calc) -> list[str]:
+    """Species the calculator itself declares (``calc.species``), or []."""
+    species = getattr(calc, "species", None)
+    if not species:
+        return []
+    return [chemical_symbols[s] if isinstance(s, (int, np.integer)) else str(s) for s in species]
+
+
+def _lone_atom(sym: str) -> Atoms:
+    atoms = Atoms(sym, positions=[[7.5, 7.5, 7.5]], cell=[15.0, 15.0, 15.0], pbc=False)
+    return atoms
+
+
+def _homonuclear_dimer(sym: str) -> Atoms:
+    return Atoms([sym, sym], positions=[[0, 0, 0], [nearest_neighbour_distance(sym), 0, 0]])
+
+
+@check(family="hygiene", needs={"forces"}, cases={"dimer"},
+       calls="2 × species + 1 (an undeclared species)", unit="species")
+def species_support(model, case, ctx, rng):
+    """Every declared species runs (a lone atom in a box and a homonuclear
+    dimer); an undeclared species fails with an exception, not silent numbers.
+
+    Tested species: those of the run plus those the calculator declares in a
+    ``species`` attribute. A lone atom must feel no force. When the
+    calculator declares its species, an element outside them (a noble gas)
+    must raise; when it declares none, what happens is only reported. Runs
+    once per model (on the dimer case).
+    """
+    props = tuple(p for p in ("energy", "forces") if p in model.tags.properties)
+    declared = declared_species(model.calc)
+    tested = list(dict.fromkeys(list(model.tags.species) + declared))
+    failures, lone_force = [], 0.0
+    for sym in tested:
+        try:
+            lone = model.evaluate(_lone_atom(sym), props)
+            model.evaluate(_homonuclear_dimer(sym), props)
+        except ModelError as exc:
+            failures.append(f"{sym}: {exc}")
+            continue
+        lone_force = max(lone_force, float(np.abs(lone["forces"]).max()))
+    probe = next(s for s in PROBE_SPECIES if s not in tested)
+    z = atomic_numbers[probe]
+    try:
+        out = model.evaluate(_homonuclear_dimer(probe), props)
+        outcome = f"returned numbers (E = {out.get('energy', float('nan')):.4g} eV)"
+        silent = 1.0 if declared else 0.0
+    except ModelError as exc:
+        outcome = f"raised: {exc}"
+        if probe not in str(exc) and str(z) not in str(exc):
+            outcome += " (the message does not name the element)"
+        silent = 0.0
+    fields = [Field("declared species failing", float(len(failures)), 0.0, "species")]
+    fields.append(Field("max |F| on a lone atom", lone_force, ctx.tol["force_atol"], "eV/Å"))
+    if declared:
+        fields.append(Field(f"undeclared species ({probe}) accepted silently", silent, 0.0, "species"))
+    lines = [f"{len(failures)} of {len(tested)} species failed: " + "; ".join(failures)] if failures else []
+    lines.append(f"{probe}2 (not declared) {outcome}" + ("" if declared else
+                 " - the model declares no species (set `species` on the calculator to test this)"))
+    what = f"species {', '.join(tested)} (lone atom and dimer each)"
+    if failures:
+        what = f"{', '.join(f.split(':')[0] for f in failures)}: " + failures[0].split(": ", 1)[1]
+    body = ("from ase import Atoms\n"
+            f"for sym in {tested!r}:\n"
+            "    a = Atoms(sym, positions=[[7.5, 7.5, 7.5]], cell=[15, 15, 15])\n"
+            "    a.calc = calc\n    print(sym, a.get_potential_energy(), a.get_forces())")
+    return Verdict(fields, what=what, note="\n".join(lines), reproducer=_reproducer(case, ctx, body),
+                   details={"tested": tested, "declared": declared, "failures": failures,
+                            "probe": probe, "probe_outcome": outcome})
+
+
+# -- input untouched ------------------------------------------------------------------------
+
+def _decorated(case, rng) -> Atoms:
+    """The case with everything ASE users attach: info, a custom array, tags,
+    momenta and a constraint."""
+    atoms = case.copy()
+    n = len(atoms)
+    atoms.info["mlip_probe"] = {"case": case.name, "value": 1.5}
+    atoms.set_array("mlip_probe", np.arange(n, dtype=float))
+    atoms.set_tags(np.arange(n) % 3)
+    atoms.set_momenta(rng.normal(0.0, 0.1, (n, 3)))
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    return atoms
+
+
+def atoms_differences(before: Atoms, after: Atoms) -> tuple[float, float, list[str]]:
+    """(max |Δr| Å, max |Δcell| Å, names of other changed attributes)."""
+    changed = []
+    if len(before) != len(after):
+        return np.inf, 0.0, ["number of atoms"]
+    dr = float(np.abs(after.positions - before.positions).max()) if len(before) else 0.0
+    dcell = float(np.abs(after.cell.array - before.cell.array).max())
+    if not np.array_equal(after.numbers, before.numbers):
+        changed.append("numbers")
+    if not np.array_equal(after.pbc, before.pbc):
+        changed.append("pbc")
+    if after.info != before.info:
+        changed.append("info")
+    keys_b, keys_a = set(before.arrays), set(after.arrays)
+    for key in sorted(keys_a ^ keys_b):
+        changed.append(f"arrays[{key!r}] {'added' if key in keys_a else 'removed'}")
+    for key in sorted((keys_a & keys_b) - {"positions", "numbers"}):
+        if not np.array_equal(after.arrays[key], before.arrays[key]):
+            changed.append(f"arrays[{key!r}]")
+    if [c.todict() for c in after.constraints] != [c.todict() for c in before.constraints]:
+        changed.append("constraints")
+    return dr, dcell, changed
+
+
+@check(family="hygiene", needs={"forces"}, cases=ANY, calls="1", unit="Å")
+def input_untouched(model, case, ctx, rng):
+    """The calculator does not modify the Atoms it is given: positions, numbers,
+    cell, pbc, info, arrays (tags, momenta, custom) and constraints.
+
+    Evaluated the way ASE users do (``atoms.calc = calc``,
+    ``atoms.get_forces()``) on the case decorated with info, a custom array,
+    tags, momenta and a FixAtoms constraint. Catches models that wrap,
+    centre, sort or retype the caller's structure in place.
+    """
+    props = hygiene_properties(model, case)
+    atoms = _decorated(case, rng)
+    before = atoms.copy()
+    if hasattr(model.calc, "reset"):  # so the call computes instead of answering from a cache
+        model.calc.reset()
+    call_calculator(model, atoms, props)
+    atoms.calc = None
+    dr, dcell, changed = atoms_differences(before, atoms)
+    fields = [Field("max |Δr| of the input", dr, 0.0, "Å"), Field("max |Δcell| of the input", dcell, 0.0, "Å"),
+              Field("other attributes changed", float(len(changed)), 0.0, "")]
+    names = (["positions"] if dr > 0 else []) + (["cell"] if dcell > 0 else []) + changed
+    what = (f"{case.name}: the model modified {', '.join(names)} of the caller's Atoms" if names
+            else f"{case.name} with info, arrays, tags, momenta and a constraint")
+    body = ("atoms.info['x'] = 1\nbefore = atoms.copy()\natoms.calc = calc\natoms.get_forces()\n"
+            "print(np.abs(atoms.positions - before.positions).max(), atoms.info == before.info)"
+            "  # expect 0.0 True")
+    return Verdict(fields, what=what, reproducer=_reproducer(case, ctx, body),
+                   details={"changed": names})
+
+
+# -- thread safety --------------------------------------------------------------------------
+
+def _thread_call(calc, atoms: Atoms, props: Sequence[str]) -> dict:
+    """One evaluation in a worker thread: reset, copy, validate (no time limit:
+    SIGALRM only works in the main thread; the join below bounds the time)."""
+    work = atoms.copy()
+    if hasattr(calc, "reset"):
+        calc.reset()
+    raw = {p: calc.get_property(p, work) for p in props}
+    return validate(raw, len(work))
+
+
+@check(family="hygiene", needs={"forces"}, cases={"cluster", "bulk", "alloy"},
+       requires=lambda tags: None if tags.thread_safe else "model declares thread_safe=False",
+       calls=f"{THREADS} + {THREADS} threads × {THREAD_ROUNDS} rounds", unit="eV/Å")
+def thread_safety(model, case, ctx, rng):
+    """Separate calculator instances evaluated concurrently in threads give the
+    same results as sequentially.
+
+    Two fresh instances evaluate the case and a rattled copy, first one after
+    the other, then at the same time from two threads (three rounds, started
+    together). Bit-identical unless the model declares
+    ``deterministic=False``. Catches module-level buffers, global caches and
+    non-reentrant libraries shared between instances. Skipped when the model
+    declares ``thread_safe=False``.
+    """
+    props = hygiene_properties(model, case)
+    structures = [case.copy(), _rattled(case.copy(), rng, 0.05)]
+    instances = [model.fresh() for _ in range(THREADS)]
+    reference = [model.evaluate(structures[k % 2], props, calc=instances[k]) for k in range(THREADS)]
+    results: list[list] = [[] for _ in range(THREADS)]
+    errors: list[str] = []
+    barrier = threading.Barrier(THREADS)
+
+    def work(k):
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(THREAD_ROUNDS):
+                results[k].append(_thread_call(instances[k], structures[k % 2], props))
+        except threading.BrokenBarrierError:  # pragma: no cover
+            errors.append(f"thread {k}: could not start together")
+        except Exception as exc:
+            errors.append(f"thread {k}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(k,), daemon=True, name=f"mlip-thread-{k}")
+               for k in range(THREADS)]
+    limit = (model.timeout or 60.0) * THREAD_ROUNDS + 30.0
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(limit - (time.perf_counter() - t0), 0.1))
+    model.calc_seconds += time.perf_counter() - t0
+    model.n_calls += sum(len(r) for r in results) + len(errors)
+    if any(t.is_alive() for t in threads):
+        raise ModelError(f"concurrent evaluation did not finish within {limit:g} s (deadlock?)")
+    fields = []
+    for k in range(THREADS):
+        worst = None
+        for got in results[k]:
+            fs = compare(reference[k], got, ctx.tol, len(structures[k % 2]), prefix=f"thread {k}: ")
+            if worst is None or max(f.ratio for f in fs) > max(f.ratio for f in worst):
+                worst = fs
+        fields.extend(worst or [])
+    fields.append(Field("exceptions in threads", float(len(errors)), 0.0, ""))
+    note = ("; ".join(errors) + "\n" if errors else "") + \
+        f"{THREADS} instances × {THREAD_ROUNDS} rounds on {case.name} and a rattled copy"
+    body = ("import threading\ncalcs = [..., ...]  # two new instances\n"
+            "b = atoms.copy(); b.positions += np.random.default_rng(0).normal(0, 0.05, b.positions.shape)\n"
+            "out = {}\ndef run(k, a):\n    a = a.copy(); a.calc = calcs[k]\n"
+            "    out[k] = [a.get_forces() + 0 for _ in range(3)]\n"
+            "ts = [threading.Thread(target=run, args=(0, atoms)), threading.Thread(target=run, args=(1, b))]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]\n"
+            "a = atoms.copy(); a.calc = calcs[0]\n"
+            "print(max(np.abs(f - a.get_forces()).max() for f in out[0]))  # expect 0")
+    return Verdict(fields, what=f"{THREADS} threads on {case.name}", note=note,
+                   reproducer=_reproducer(case, ctx, body))
+
+
+# -- memory growth --------------------------------------------------------------------------
+
+def resident_bytes() -> int:
+    """Resident set size of this process (bytes), from /proc/self/statm, else
+    the peak RSS from ``resource`` (a coarser upper bound)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+@check(family="hygiene", needs={"forces"}, cases={"dimer"},
+       calls=f"{WARMUP_CALLS} + {MEMORY_CALLS}", unit="B/call")
+def memory_growth(model, case, ctx, rng):
+    """Repeated evaluation does not grow memory: Python memory retained per
+    call (tracemalloc) and resident memory (RSS) per call, after warm-up.
+
+    {warmup} warm-up calls (lazy initialisation, caches), then {calls} calls on
+    a small structure. Catches histories of structures or results kept on the
+    calculator, caches without bound and native leaks.
+    """
+    props = tuple(p for p in ("energy", "forces") if p in model.tags.properties)
+    atoms = case.copy()
+    for _ in range(WARMUP_CALLS):
+        model.evaluate(atoms, props)
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        traced0, rss0 = tracemalloc.get_traced_memory()[0], resident_bytes()
+        for _ in range(MEMORY_CALLS):
+            model.evaluate(atoms, props)
+        gc.collect()
+        traced1, rss1 = tracemalloc.get_traced_memory()[0], resident_bytes()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    per_traced = (traced1 - traced0) / MEMORY_CALLS
+    per_rss = (rss1 - rss0) / MEMORY_CALLS
+    fields = [Field("Python memory retained per call", max(per_traced, 0.0),
+                    ctx.tol["memory_growth_traced"], "B/call"),
+              Field("RSS growth per call", max(per_rss, 0.0), ctx.tol["memory_growth_rss"], "B/call")]
+    note = (f"after {MEMORY_CALLS} calls: +{(traced1 - traced0) / 1024:.1f} KiB traced, "
+            f"{(rss1 - rss0) / 2**20:+.2f} MiB RSS")
+    body = ("import tracemalloc\natoms.calc = calc\ntracemalloc.start()\n"
+            f"for _ in range({MEMORY_CALLS}):\n    calc.reset(); atoms.get_forces()\n"
+            "print(tracemalloc.get_traced_memory()[0] / 200, 'B/call')  # expect < 1 kB")
+    return Verdict(fields, what=f"{MEMORY_CALLS} calls on {case.name}", note=note,
+                   reproducer=_reproducer(case, ctx, body))
+
+
+memory_growth.__doc__ = memory_growth.__doc__.format(warmup=WARMUP_CALLS, calls=MEMORY_CALLS)
+
+
+# -- output sanity --------------------------------------------------------------------------
+
+def dimer(a: str, b: str, d: float) -> Atoms:
+    return Atoms([a, b], positions=[[0.0, 0.0, 0.0], [d, 0.0, 0.0]])
+
+
+def dimer_scan(evaluate, a: str, b: str, distances: np.ndarray, far: float) -> dict:
+    """Energies and bond forces (on atom b, along the bond) of a dimer scan.
+
+    Returns dict with ``d`` (Å), ``energy`` (eV), ``force`` (eV/Å), ``e_far``,
+    ``r_min`` (parabola through the lowest grid point and its neighbours),
+    ``e_min`` and ``binding`` = e_far - e_min (eV).
+    """
+    outs = [evaluate(dimer(a, b, d)) for d in distances]
+    energy = np.array([o["energy"] for o in outs])
+    force = np.array([o["forces"][1, 0] for o in outs])
+    e_far = evaluate(dimer(a, b, far))["energy"]
+    i = int(np.argmin(energy))
+    r_min, e_min = float(distances[i]), float(energy[i])
+    if 0 < i < len(distances) - 1:  # parabola through three points
+        x, y = distances[i - 1:i + 2], energy[i - 1:i + 2]
+        c = np.polyfit(x, y, 2)
+        if c[0] > 0:
+            r_min = float(np.clip(-c[1] / (2 * c[0]), x[0], x[2]))
+            e_min = float(min(np.polyval(c, r_min), energy[i]))
+    return {"d": distances, "energy": energy, "force": force, "e_far": float(e_far),
+            "r_min": r_min, "e_min": e_min, "binding": float(e_far - e_min)}
+
+
+def unit_hint(ratio: float) -> str:
+    """Name the unit conversion a ratio is close to (within 3 %), or ''."""
+    for name, factor in UNIT_FACTORS.items():
+        for value, label in ((factor, name), (1 / factor, f"1/({name})")):
+            if abs(ratio / value - 1) < 0.03:
+                return f" ≈ {label}: mixed units?"
+    return ""
+
+
+@check(family="hygiene", needs={"energy", "forces"}, cases={"dimer"},
+       calls="16 (scan) + 3 + 1 per extra property", unit="1")
+def output_sanity(model, case, ctx, rng):
+    """Outputs are finite, shaped and signed as in ASE and in plausible units:
+    the dimer's equilibrium distance and binding energy lie in a wide physical
+    window and forces match the slope of the energy.
+
+    A coarse scan of the case's dimer from 0.4 to 2.5 × the sum of covalent
+    radii (ase.data.covalent_radii): r_min within [1/2, 2] × Σr_cov, binding
+    energy E(∞) - E(r_min) within [0.01, 15] eV, and the force on an atom
+    equal to -dE/dr from a ±1e-3 Å difference (5 %), which exposes Hartree,
+    Bohr, Rydberg or kcal/mol mix-ups between energies and forces. Shapes
+    ((N, 3) forces, 6-Voigt or symmetric 3×3 stress) and finiteness are
+    checked on every call; per-atom energies, when implemented, must sum to
+    the energy. Runs once per model (on the dimer case).
+    """
+    a, b = case.atoms.get_chemical_symbols()[:2]
+    rcov = float(covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
+    props = ("energy", "forces")
+    evaluate = lambda at: model.evaluate(at, props)  # noqa: E731
+    scan = dimer_scan(evaluate, a, b, rcov * SCAN_FACTORS, max(4 * rcov, 12.0))
+    fields = []
+    f = ctx.tol["dimer_rmin_factor"]
+    fields.append(Field("dimer r_min / Σr_cov", scan["r_min"] / rcov, f, ""))
+    fields.append(Field("Σr_cov / dimer r_min", rcov / scan["r_min"], f, ""))
+    e_b = scan["binding"]
+    fields.append(Field("dimer binding energy", e_b, ctx.tol["dimer_binding_max"], "eV"))
+    floor = ctx.tol["dimer_binding_min"]
+    fields.append(Field(f"{floor:g} eV / binding energy", floor / e_b if e_b > 0 else np.inf, 1.0, ""))
+    # units: the force at a point on the repulsive side against -dE/dr
+    ok = scan["d"] >= 0.7 * scan["r_min"]
+    j = int(np.flatnonzero(ok)[np.argmax(np.abs(scan["force"][ok]))])
+    d1, delta = float(scan["d"][j]), 1e-3
+    slope = -(evaluate(dimer(a, b, d1 + delta))["energy"]
+              - evaluate(dimer(a, b, d1 - delta))["energy"]) / (2 * delta)
+    ratio = scan["force"][j] / slope if slope != 0 else np.inf
+    fields.append(Field("|F / (-dE/dr) - 1| on the dimer", abs(ratio - 1), ctx.tol["units_ratio_rtol"],
+                        "", f"r = {d1:.3g} Å"))
+    notes = [f"{a}-{b}: r_min = {scan['r_min']:.3g} Å (Σr_cov = {rcov:.3g} Å), binding energy "
+             f"{e_b:.4g} eV, F / (-dE/dr) = {ratio:.4g}{unit_hint(ratio)}"]
+    if 0 < e_b < floor:
+        notes.append(f"binding energy × 27.2 = {e_b * 27.211:.3g} eV would be plausible: energies in Hartree?")
+    if "energies" in model.tags.properties:
+        out = model.evaluate(dimer(a, b, scan["r_min"]), ("energy", "energies"))
+        fields.append(Field("|Σ energies - energy|", abs(float(out["energies"].sum()) - out["energy"]),
+                            ctx.tol["energy_atol"] * 2, "eV"))
+    if model.tags.has_stress:
+        fields.extend(_stress_shape_fields(model, a, ctx))
+    body = ("from ase import Atoms\nfrom ase.data import covalent_radii, atomic_numbers\n"
+            f"r = (covalent_radii[atomic_numbers[{a!r}]] + covalent_radii[atomic_numbers[{b!r}]]) "
+            "* np.geomspace(0.4, 2.5, 15)\n"
+            f"E = [Atoms([{a!r}, {b!r}], positions=[[0, 0, 0], [d, 0, 0]], calculator=calc)"
+            ".get_potential_energy() for d in r]\nprint(r[np.argmin(E)], E)")
+    return Verdict(fields, what=f"{a}-{b} dimer scan ({len(scan['d'])} points)", note="\n".join(notes),
+                   reproducer=_reproducer(case, ctx, body),
+                   details={"d": scan["d"], "energy": scan["energy"], "force": scan["force"],
+                            "r_min": scan["r_min"], "binding": e_b, "force_slope_ratio": ratio})
+
+
+def _stress_shape_fields(model, symbol: str, ctx) -> list[Field]:
+    """Raw stress of a small periodic crystal: (6,) Voigt or symmetric (3, 3)."""
+    from ase.build import bulk
+
+    try:
+        atoms = bulk(symbol)
+    except Exception:  # no reference crystal: a simple cubic cell
+        atoms = Atoms(symbol, cell=[3.0, 3.0, 3.0], pbc=True)
+    calc = model.calc
+    model.n_calls += 1
+    t0 = time.perf_counter()
+    try:
+        with time_limit(model.timeout):
+            if hasattr(calc, "reset"):
+                calc.reset()
+            raw = np.asarray(calc.get_property("stress", atoms.copy()), dtype=float)
+    except PropertyNotImplementedError:
+        return []
+    except Timeout:
+        raise ModelError(f"model call exceeded the time limit of {model.timeout:g} s "
+                         f"(stress of {atoms.get_chemical_formula()})") from None
+    except Exception as exc:
+        raise ModelError(f"model raised {type(exc).__name__}: {exc} "
+                         f"(stress of {atoms.get_chemical_formula()})") from exc
+    finally:
+        model.calc_seconds += time.perf_counter() - t0
+    validate({"stress": raw}, len(atoms))  # shape (6,) or (3, 3), finite
+    if raw.shape == (3, 3):
+        asym = float(np.abs(raw - raw.T).max())
+        return [Field("stress asymmetry |σ - σᵀ| (3×3 form)", asym,
+                      ctx.tol["stress_atol"] + ctx.tol["stress_rtol"] * float(np.abs(raw).max()), "eV/Å³")]
+    return []
+

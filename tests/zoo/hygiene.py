@@ -1,0 +1,150 @@
+"""Broken models for the hygiene family: each misbehaves as software in one
+way, on top of the correct :class:`SmoothPair`."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ase.calculators.calculator import all_changes
+
+from .base import SmoothPair
+
+HARTREE = 27.211386  # eV
+BOHR = 0.52917721  # Å
+
+
+class StaleCache(SmoothPair):
+    """Remembers the caller's positions array by reference (not a copy) to
+    decide whether to recompute: ``atoms.positions += d`` changes the array in
+    place, so the cache looks valid and old results come back. Invisible to
+    checks that call ``reset()`` first."""
+
+    _positions = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self._positions = atoms.positions  # bug: a reference, not a copy
+
+    def check_state(self, atoms, tol=1e-15):
+        changes = [c for c in super().check_state(atoms, tol) if c != "positions"]
+        if self._positions is None or not np.array_equal(self._positions, atoms.positions):
+            changes.append("positions")
+        return changes
+
+
+class Nondeterministic(SmoothPair):
+    """Results jitter at the 1e-12 relative level from call to call (like an
+    unordered parallel reduction); declare ``deterministic=False`` to accept."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._rng = np.random.default_rng()
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        r = self.results
+        r["energy"] = r["free_energy"] = r["energy"] * (1 + 1e-12 * self._rng.normal())
+        r["forces"] = r["forces"] * (1 + 1e-12 * self._rng.normal(size=r["forces"].shape))
+
+
+class DeclaredNondeterministic(Nondeterministic):
+    """The same, honestly declared."""
+
+    mlip_tags = {"deterministic": False}
+
+
+class FailsForSpecies(SmoothPair):
+    """Declares Cu, Au and Ni but has no parameters for Ni (and rejects
+    undeclared elements properly)."""
+
+    species = ["Cu", "Au", "Ni"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if atoms is not None:
+            unknown = set(atoms.get_chemical_symbols()) - set(self.species)
+            if unknown:
+                raise KeyError(f"unsupported elements {sorted(unknown)}; this model knows {self.species}")
+            if "Ni" in atoms.get_chemical_symbols():
+                raise ValueError("no parameters for element Ni (Z=28)")
+        super().calculate(atoms, properties, system_changes)
+
+
+class AcceptsAnySpecies(SmoothPair):
+    """Declares Cu and Au but silently evaluates any element with the same
+    parameters (silent nonsense for Xe)."""
+
+    species = ["Cu", "Au"]
+
+
+class MutatesInput(SmoothPair):
+    """Centres the caller's structure at its centre of mass, in place."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if atoms is not None:
+            atoms.positions -= atoms.get_center_of_mass()
+        super().calculate(atoms, properties, system_changes)
+
+
+_SCRATCH: dict = {}  # module level: shared by every instance
+
+
+class SharedBuffer(SmoothPair):
+    """Writes its results to a module-level scratch buffer and reads them back
+    after a device synchronisation (sleep): another instance running in
+    another thread overwrites the buffer in between."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        _SCRATCH["energy"] = self.results["energy"]
+        _SCRATCH["forces"] = self.results["forces"]
+        time.sleep(0.002)
+        self.results["energy"] = self.results["free_energy"] = _SCRATCH["energy"]
+        self.results["forces"] = np.array(_SCRATCH["forces"])
+
+
+class Leaky(SmoothPair):
+    """Keeps every structure and its results in a history list."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.history = []
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.history.append((self.atoms.copy(), {k: np.copy(v) for k, v in self.results.items()}))
+
+
+class AtomicUnits(SmoothPair):
+    """A model trained in atomic units whose wrapper forgot to convert the
+    outputs: energies in Hartree, forces in Hartree/Bohr, stress in
+    Hartree/Bohr³ (positions are converted correctly)."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        r = self.results
+        for key in ("energy", "free_energy", "energies"):
+            if key in r:
+                r[key] = r[key] / HARTREE
+        r["forces"] = r["forces"] * BOHR / HARTREE
+        if "stress" in r:
+            r["stress"] = r["stress"] * BOHR**3 / HARTREE
+
+
+class SpeciesTableFromFirstCall(SmoothPair):
+    """Builds its per-species parameter table from the first structure it sees;
+    species first met later get a default weight (silently wrong results when
+    one instance evaluates structures of different species)."""
+
+    strengths = {29: 1.0, 79: 1.3, 28: 0.9}
+    default = 0.5
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._table = None
+
+    def pair_weights(self, atoms, i, j):
+        if self._table is None:
+            self._table = {z: self.strengths.get(z, 1.0) for z in set(atoms.numbers.tolist())}
+        w = np.array([self._table.get(z, self.default) for z in atoms.numbers.tolist()])
+        return np.sqrt(w[i] * w[j])
