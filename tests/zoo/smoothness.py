@@ -1,0 +1,108 @@
+"""Broken models for the smoothness and locality families.
+
+Each is :class:`~tests.zoo.base.SmoothPair` with one hook overridden, so it is
+otherwise conservative, symmetric and has exact stress:
+
+* :class:`TruncatedLJ` — Lennard-Jones cut at ``rc`` without shift: energy
+  and force jump there (dimer_curve energy continuity, strain/crossing scans);
+* :class:`ShiftedLJ` — shifted to zero energy at ``rc``, force not: only the
+  force jumps (the energy has a kink);
+* :class:`ShortRangeHole` — a Gaussian well at 1.4 Å inside the repulsive
+  wall, the typical collapse of an MLIP where it saw no data (dimer_curve
+  repulsion);
+* :class:`LeakyCutoff` — declares a 4 Å cutoff but interacts out to 6 Å
+  (locality);
+* :class:`NonExtensive` — adds ε₀ √N, a size-dependent constant that moves no
+  force (extensivity: two copies ≠ twice the energy);
+* :class:`MeanField` — adds κ C²/N with C the total coordination: two copies
+  are fine, but every force depends on the whole system (extensivity
+  spectators, locality).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import SmoothPair, quintic_switch
+
+
+class TruncatedLJ(SmoothPair):
+    """Lennard-Jones (σ, ε) cut at ``rc``; with ``shift=True`` the energy is
+    shifted to zero at ``rc`` (as ASE's ``LennardJones(smooth=False)``)."""
+
+    default_parameters = dict(sigma=2.3, epsilon=0.4, rc=6.0, shift=False)
+
+    def pair_term(self, D, d):
+        p = self.parameters
+        s6 = (p.sigma / d) ** 6
+        e = 4 * p.epsilon * (s6 * s6 - s6)
+        de = 4 * p.epsilon * (-12 * s6 * s6 + 6 * s6) / d
+        if p.shift:
+            sc6 = (p.sigma / p.rc) ** 6
+            e = e - 4 * p.epsilon * (sc6 * sc6 - sc6)
+        return e, (de / d)[:, None] * D
+
+
+class ShiftedLJ(TruncatedLJ):
+    """Energy shifted to zero at the cutoff, force not: the force jumps by
+    -dφ/dr(rc) (5.1e-3 eV/Å for the defaults), the energy only kinks."""
+
+    default_parameters = dict(sigma=2.3, epsilon=0.4, rc=6.0, shift=True)
+
+
+class ShortRangeHole(SmoothPair):
+    """Morse + a Gaussian well of depth ``hole_depth`` (eV) at ``hole_r`` (Å):
+    the dimer energy collapses below ~1.6 Å instead of rising."""
+
+    hole_depth = 5.0
+    hole_r = 1.4
+    hole_width = 0.15
+
+    def pair_term(self, D, d):
+        e0, g0 = super().pair_term(D, d)
+        x = (d - self.hole_r) / self.hole_width
+        h = -self.hole_depth * np.exp(-x * x)
+        dh = -2 * x * h / self.hole_width
+        return e0 + h, g0 + (dh / d)[:, None] * D
+
+
+class LeakyCutoff(SmoothPair):
+    """Declares ``cutoff = 4 Å`` (the tag checks rely on) but its switch runs
+    from 5 to 6 Å: atoms 4-6 Å apart still interact."""
+
+    default_parameters = dict(SmoothPair.default_parameters, r_on=5.0, rc=6.0)
+
+    @property
+    def cutoff(self) -> float:
+        return 4.0
+
+
+class NonExtensive(SmoothPair):
+    """Adds ε₀ √N (eV): no force changes, but two far-apart copies do not have
+    twice the energy of one (and the separated-atom limit is off)."""
+
+    eps0 = 0.1
+
+    def extra(self, atoms, i, j, D, d):
+        n = len(atoms)
+        return self.eps0 * np.sqrt(n), np.zeros((n, 3)), np.zeros((3, 3))
+
+
+class MeanField(SmoothPair):
+    """Adds κ C² / N with C = Σ_ij s(r_ij) the total (switched) coordination:
+    extensive for identical copies, but the force on every atom depends on
+    all others however far (a mean-field term)."""
+
+    kappa = 0.05
+
+    def extra(self, atoms, i, j, D, d):
+        n = len(atoms)
+        p = self.parameters
+        s, ds = quintic_switch(d, p.r_on, p.rc)
+        c = float(s.sum())  # over ordered pairs
+        # dE/dD_p for each ordered pair treated as its own term of C
+        g = (2 * self.kappa * c / n * ds / d)[:, None] * D
+        forces = np.zeros((n, 3))
+        for k in range(3):
+            forces[:, k] = 2 * np.bincount(i, weights=g[:, k], minlength=n)
+        return self.kappa * c * c / n, forces, D.T @ g
