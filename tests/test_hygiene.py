@@ -1,0 +1,189 @@
+"""Hygiene family: correct models pass, each misbehaving zoo model is caught by
+the check meant for it; raw-calculator calls are counted, timed and turned
+into error results like Model.evaluate's."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+from ase.constraints import FixAtoms
+
+from conformance import audit
+from conformance.checks.hygiene import atoms_differences, call_calculator, unit_hint
+from conformance.model import Model, ModelError
+from tests.conftest import failed_checks
+from tests.zoo.base import SmoothPair
+from tests.zoo.conservation import DirectForceOnly
+from tests.zoo.faulty import Hangs, NoStress, Raising
+from tests.zoo.hygiene import (AcceptsAnySpecies, AtomicUnits, DeclaredNondeterministic, FailsForSpecies,
+                               Leaky, MutatesInput, Nondeterministic, SharedBuffer, StaleCache)
+
+HYGIENE = ["hygiene"]
+SPECIES = ["Cu", "Au"]
+# enough kinds for every hygiene check (dimer: species/memory/output; cluster, bulk: threads)
+KINDS = ["dimer", "cluster", "bulk"]
+
+
+@pytest.mark.parametrize("calc", [EMT(), LennardJones(sigma=2.3, epsilon=0.4, rc=6.0, smooth=True),
+                                  SmoothPair()], ids=["EMT", "LJ", "SmoothPair"])
+def test_correct_models_pass_every_hygiene_item(calc):
+    report = audit(calc, species=SPECIES, checks=HYGIENE)
+    assert report.passed, report
+    counts = report.df.groupby("check").size().to_dict()
+    assert counts == {"determinism": 9, "stale_cache": 9, "size_reuse": 9, "species_support": 1,
+                      "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1}
+    assert set(report.df["status"]) == {"passed"}
+
+
+@pytest.mark.parametrize("model, expected", [
+    (StaleCache(), {"stale_cache"}),
+    (Nondeterministic(), {"determinism"}),
+    (DeclaredNondeterministic(), set()),
+    (FailsForSpecies(), {"species_support"}),
+    (AcceptsAnySpecies(), {"species_support"}),
+    (MutatesInput(), {"input_untouched"}),
+    (SharedBuffer(), {"thread_safety"}),
+    (Leaky(), {"memory_growth"}),
+    # a units mix also breaks F = -dE/dr and σ = dE/dε: caught there too
+    (AtomicUnits(), {"output_sanity", "force_consistency", "stress_consistency"}),
+], ids=lambda x: type(x).__name__ if not isinstance(x, set) else "")
+def test_broken_model_caught_by_its_check_only(model, expected):
+    families = ["hygiene", "conservation"] if isinstance(model, AtomicUnits) else ["hygiene"]
+    report = audit(model, species=["Cu"], checks=families, structure_kinds=KINDS)
+    assert failed_checks(report) == expected, report
+    assert "error" not in set(report.df["status"])
+
+
+def test_species_table_from_first_call_caught_by_size_reuse():
+    # a spec, so that model.fresh() builds new instances (a deepcopy of the audited
+    # instance would carry the table it already built)
+    report = audit("tests.zoo.hygiene:SpeciesTableFromFirstCall", species=SPECIES, checks=HYGIENE,
+                   structure_kinds=KINDS)
+    assert failed_checks(report) == {"size_reuse"}
+    r = report["size_reuse[dimer_CuAu]"]
+    assert r.message.startswith("|ΔE| = ")
+    assert "instance reused for Au3 (3 atoms) → Au2Cu2 (4 atoms) → dimer_CuAu vs a fresh instance" in r.message
+
+
+def test_stale_cache_message_names_the_in_place_change_and_counts_calls():
+    r = audit(StaleCache(), species=["Cu"], checks=["stale_cache"],
+              structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
+    assert r.status == "failed"
+    assert "bulk_Cu_fcc: the calculator returned cached results after atoms.positions += δ" in r.message
+    assert "after atoms.set_cell(1.01 × cell, scale_atoms=True): |ΔE|" in r.message  # detected, ok
+    # 1 initial + 3 changes (one species: no numbers change), each raw and fresh
+    assert r.n_calls == 8
+    assert "atoms.positions += np.random.default_rng(0)" in r.message
+
+
+def test_stale_cache_is_invisible_to_checks_that_reset():
+    report = audit(StaleCache(), species=["Cu"], checks=["symmetry", "conservation"], structure_kinds=KINDS)
+    assert report.passed
+
+
+def test_declared_species_failure_reports_the_exception_text():
+    r = audit(FailsForSpecies(), species=SPECIES, checks=["species_support"])["species_support[dimer_CuAu]"]
+    assert r.status == "failed"
+    assert r.message.startswith("declared species failing = 1 species > tolerance 0 species for Ni: "
+                                "model raised ValueError: no parameters for element Ni (Z=28)")
+    assert "Xe2 (not declared) raised: model raised KeyError" in r.message  # loud failure: fine
+    silent = audit(AcceptsAnySpecies(), species=SPECIES, checks=["species_support"]).results[0]
+    assert silent.message.startswith("undeclared species (Xe) accepted silently = 1")
+
+
+def test_species_support_only_reports_for_models_declaring_none():
+    r = audit(EMT(), species=SPECIES, checks=["species_support"]).results[0]
+    assert r.status == "passed"
+    assert "Xe2 (not declared) raised: model raised NotImplementedError" in r.message
+    assert "the model declares no species" in r.message
+
+
+def test_input_untouched_names_the_attribute():
+    r = audit(MutatesInput(), species=["Cu"], checks=["input_untouched"],
+              structure_kinds=["bulk"])["input_untouched[bulk_Cu_fcc]"]
+    assert r.message.startswith("max |Δr| of the input = ")
+    assert "the model modified positions of the caller's Atoms" in r.message
+
+
+def test_atoms_differences_sees_info_arrays_and_constraints():
+    a = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]], cell=[5, 5, 5], pbc=True)
+    a.set_constraint(FixAtoms([0]))
+    b = a.copy()
+    b.info["x"] = 1
+    b.set_tags([1, 0])
+    b.set_constraint()
+    b.set_cell([5, 5, 5.1])
+    dr, dcell, changed = atoms_differences(a, b)
+    assert dr == 0 and dcell == pytest.approx(0.1)
+    assert changed == ["info", "arrays['tags'] added", "constraints"]
+
+
+def test_thread_safety_skipped_when_declared_unsafe():
+    class Declared(SharedBuffer):
+        mlip_tags = {"thread_safe": False}
+
+    report = audit(Declared(), species=["Cu"], checks=["thread_safety"], structure_kinds=["bulk"])
+    r = report.results[0]
+    assert r.status == "skipped" and r.message == "model declares thread_safe=False"
+
+
+def test_thread_safety_message():
+    r = audit(SharedBuffer(), species=["Cu"], checks=["thread_safety"],
+              structure_kinds=["bulk"])["thread_safety[bulk_Cu_fcc]"]
+    assert r.status == "failed" and "thread 0" in r.message
+    assert "2 instances × 3 rounds on bulk_Cu_fcc and a rattled copy" in r.message
+    assert r.n_calls == 8
+
+
+def test_memory_growth_message():
+    r = audit(Leaky(), species=["Cu"], checks=["memory_growth"]).results[0]
+    assert r.message.startswith("Python memory retained per call = ")
+    assert r.unit == "B/call" and r.measured > 1500 and r.n_calls == 110
+
+
+def test_output_sanity_names_the_unit_mix():
+    r = audit(AtomicUnits(), species=SPECIES, checks=["output_sanity"]).results[0]
+    assert r.message.startswith("|F / (-dE/dr) - 1| on the dimer = 0.471")
+    assert "Cu-Au: r_min = 2.61 Å (Σr_cov = 2.68 Å), binding energy 0.01263 eV" in r.message
+    assert "F / (-dE/dr) = 0.5292 ≈ 1/(Bohr/Å): mixed units?" in r.message
+    assert unit_hint(27.2) == " ≈ Hartree/eV: mixed units?" and unit_hint(1.3) == ""
+
+
+def test_raw_calls_turn_exceptions_and_timeouts_into_model_errors():
+    report = audit(Raising(), species=["Cu"], checks=["stale_cache", "input_untouched"],
+                   structure_kinds=["bulk"])
+    assert set(report.df["status"]) == {"error"}
+    msg = report["stale_cache[bulk_Cu_fcc]"].message
+    assert msg.startswith("model error: model raised RuntimeError: CUDA out of memory (simulated)")
+    assert "via atoms.calc = calc; atoms.get_...()" in msg
+    hung = audit(Hangs(), species=["Cu"], checks=["stale_cache"], structure_kinds=["bulk"], timeout=0.3)
+    assert "exceeded the time limit of 0.3 s" in hung.results[0].message
+    assert hung.results[0].status == "error"
+
+
+def test_call_calculator_counts_times_and_validates():
+    model = Model(EMT())
+    atoms = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    out = call_calculator(model, atoms, ("energy", "forces"))
+    assert out["forces"].shape == (2, 3) and atoms.calc is model.calc
+    assert model.n_calls == 1 and model.calc_seconds > 0
+    with pytest.raises(ModelError, match="model raised"):
+        call_calculator(Model(Raising()), atoms.copy(), ("energy",))
+
+
+def test_models_without_stress_or_energy_are_handled():
+    assert audit(NoStress(), species=["Cu"], checks=HYGIENE, structure_kinds=["dimer", "bulk"]).passed
+    report = audit(DirectForceOnly(), species=["Cu"], checks=HYGIENE, structure_kinds=["dimer", "bulk"])
+    assert report.passed
+    assert report["output_sanity[dimer_Cu2]"].message == "model does not implement energy"
+
+
+def test_determinism_is_bit_exact_unless_declared():
+    strict = audit(Nondeterministic(), species=["Cu"], checks=["determinism"], structure_kinds=["bulk"])
+    r = strict.results[0]
+    assert r.status == "failed" and "> tolerance 0 eV" in r.message
+    assert "declare mlip_tags = {'deterministic': False}" in r.message
+    loose = audit(DeclaredNondeterministic(), species=["Cu"], checks=["determinism"], structure_kinds=["bulk"])
+    assert loose.passed and "held to the shared tolerances" in loose.results[0].message
+    assert np.isfinite(loose.results[0].measured)
