@@ -78,7 +78,7 @@ def net_force_tolerance(forces: np.ndarray, tol) -> float:
 
 @check(family="conservation", needs={"forces"}, cases=ANY, calls="1", unit="eV/Å")
 def net_force(model, case, ctx, rng):
-    """The forces sum to zero, |Σᵢ Fᵢ| (eV/Å), on isolated and periodic cases.
+    """The forces sum to zero, ‖Σᵢ Fᵢ‖ (eV/Å), on isolated and periodic cases.
 
     Translation invariance of the energy (no external field) along every
     direction, including the vacuum directions of slabs and wires, makes the
@@ -110,7 +110,7 @@ def net_torque_vector(atoms, forces: np.ndarray) -> np.ndarray:
 
 @check(family="conservation", needs={"forces"}, cases=ISOLATED, calls="1", unit="eV")
 def net_torque(model, case, ctx, rng):
-    """The net torque about the centre of mass vanishes, |Σᵢ (rᵢ - r_com) × Fᵢ|
+    """The net torque about the centre of mass vanishes, ‖Σᵢ (rᵢ - r_com) × Fᵢ‖
     (eV), on isolated cases.
 
     Rotational invariance of an isolated structure's energy makes the torque
@@ -225,9 +225,9 @@ def _relative_errors(m: dict, floor: float, h: float) -> tuple[np.ndarray, np.nd
        calls=f"1 + 2 × {N_DIRECTIONS} directions (+ 2 × {N_DIRECTIONS} at step/10 to confirm a failure)",
        unit="1")
 def force_consistency(model, case, ctx, rng):
-    """Forces are the negative energy gradient: relative error
-    |F·u + dE/dh| / |F·u|typ along random directions u, and the force
-    Jacobian is symmetric (zero work around a closed loop).
+    """Forces are the negative energy gradient: relative error of F·u against
+    -dE/dh along random directions u, and the force Jacobian is symmetric
+    (zero work around a closed loop).
 
     Directional central differences with step ``fd_step`` (Å per atom) along
     three orthogonal directions, the first along the forces, the h² term
@@ -392,9 +392,9 @@ def _stress_absent(model, case, ctx):
 @check(family="conservation", needs={"energy", "stress"}, cases=ANY,
        calls=f"1 + 2 × {N_STRAINS} strains (periodic), 1 (isolated)", unit="eV/Å³")
 def stress_consistency(model, case, ctx, rng):
-    """Stress is the strain derivative of the energy per volume,
-    |σ:ε - (1/V) dE/dε| (eV/Å³) for random symmetric strains ε; isolated
-    structures give no stress.
+    """Stress is the strain derivative of the energy per volume: σ:ε against
+    (1/V) dE/dε (eV/Å³) for random symmetric strains ε; structures without
+    periodic direction give no stress.
 
     Periodic cases are first pre-strained by a random 2 % strain (so that the
     stress is far from zero and a sign error cannot hide), then strained by
