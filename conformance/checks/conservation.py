@@ -34,23 +34,25 @@ define("fd_step", "Å", 1e-4, 5e-3,
        "steps magnify tiny energy jumps of real models (EMT's hard cut of its Fermi-smoothed cutoff "
        "jumps by ~1e-9 eV: error δE/2h), larger ones the O(h²) error of the Jacobian test")
 define("force_consistency_rtol", "1", 1e-5, 2e-3,
-       "|F·u + dE/dh| relative to |F·u| (at least its typical size for a random direction): "
-       "the Simpson-corrected difference errs by O(h⁴) + eps|E|/h + jumps/2h; measured ≤ 3e-6 (EMT, "
+       "the residual F·u + dE/dh relative to F·u (at least its typical size for a random "
+       "direction): the Simpson-corrected difference errs by O(h⁴) + eps·E/h + jumps/2h; measured "
+       "≤ 3e-6 (EMT, "
        "LJ, pair potential over 15 seeds, float64) and ≤ 7e-5 (float32 EMT); forces wrong by 1 % "
        "give 1e-2")
 define("jacobian_symmetry_rtol", "1", 1e-3, 2e-2,
-       "|u·(∂F/∂r)v - v·(∂F/∂r)u| relative to the typical |u·(∂F/∂r)v|: central differences of "
+       "the asymmetry u·(∂F/∂r)v - v·(∂F/∂r)u relative to a typical u·(∂F/∂r)v: central differences of "
        "forces err by O(h²), and by up to ~1e-3 when a pair crosses a cutoff where the second "
        "derivative jumps (ASE's smooth LJ is only C1): measured ≤ 4e-4 (float64) and ≤ 2e-3 "
        "(float32); a curl of a few % of the force constants (direct-force heads) gives ~1e-2")
 define("strain_step", "1", 1e-4, 1e-2,
        "strain amplitude of the stress finite differences (as fd_step: 1e-4 float64, 1e-2 float32)")
 define("stress_consistency_atol", "eV/Å³", 1e-8, 2e-5,
-       "absolute floor of |σ:ε - (1/V) dE/dε|: energy round-off eps|E|/(ηV) ≈ 1e-12 (float64) and "
-       "≈ 1e-6 eV/Å³ (float32) for |E| ~ 100 eV, V ~ 400 Å³; EMT's 1e-9 eV cutoff jumps give ≤ 1e-8")
+       "absolute floor of the residual σ:ε - (1/V) dE/dε: energy round-off eps·E/(ηV) ≈ 1e-12 "
+       "(float64) and ≈ 1e-6 eV/Å³ (float32) for E ~ 100 eV, V ~ 400 Å³; EMT's 1e-9 eV cutoff "
+       "jumps give ≤ 1e-8")
 define("stress_consistency_rtol", "1", 1e-5, 2e-3,
-       "|σ:ε - (1/V) dE/dε| relative to |σ| of the pre-strained case (measured ≤ 1e-7 float64, "
-       "≤ 1e-4 float32); a sign error gives 2, a missing 1/V gives ~V")
+       "the residual σ:ε - (1/V) dE/dε relative to the norm of σ of the pre-strained case "
+       "(measured ≤ 1e-7 float64, ≤ 1e-4 float32); a sign error gives 2, a missing 1/V gives ~V")
 
 N_DIRECTIONS = 3  # random directions of force_consistency (1 along F, 2 random)
 N_STRAINS = 3  # random symmetric strains of stress_consistency
