@@ -101,12 +101,12 @@ class ReferenceCalculator(Calculator):
     def __init__(self, model, name: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.model = model
-        self.name = name or model.kind
+        self.model_name = name or model.kind
         self.species = list(model.descriptor.species)
         self.cutoff = float(model.descriptor.cutoff)
 
     def __repr__(self) -> str:
-        return f"ReferenceCalculator({self.name!r}, species={self.species}, cutoff={self.cutoff})"
+        return f"ReferenceCalculator({self.model_name!r}, species={self.species}, cutoff={self.cutoff})"
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -318,7 +318,7 @@ def split_by_trajectory(structures, test_fraction: float = 0.2, seed: int = 0):
 
 
 #: Low-fidelity oracle: EMT + Morse pair bias + Gaussian label noise.
-LOW_FIDELITY = dict(morse_epsilon=0.02, morse_r0=2.7, morse_rho0=5.0, morse_r1=4.0,
+LOW_FIDELITY = dict(morse_epsilon=0.005, morse_r0=2.7, morse_rho0=5.0, morse_r1=4.0,
                     morse_r2=5.2, noise_energy_per_atom=0.002, noise_force=0.03,
                     noise_stress=0.0005)
 

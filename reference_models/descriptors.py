@@ -90,23 +90,37 @@ def chebyshev(x, n: int):
     t, dt : ndarray, shape (P, n)
         ``T_k(x)`` and ``dT_k/dx``.
     """
-    t = np.empty((len(x), n))
-    dt = np.empty((len(x), n))
-    t[:, 0], dt[:, 0] = 1.0, 0.0
+    t = np.empty((n, len(x)))       # rows contiguous while building
+    dt = np.empty((n, len(x)))
+    t[0], dt[0] = 1.0, 0.0
     if n > 1:
-        t[:, 1], dt[:, 1] = x, 1.0
+        t[1], dt[1] = x, 1.0
+    x2 = 2.0 * x
     for k in range(2, n):
-        t[:, k] = 2.0 * x * t[:, k - 1] - t[:, k - 2]
-        dt[:, k] = 2.0 * t[:, k - 1] + 2.0 * x * dt[:, k - 1] - dt[:, k - 2]
-    return t, dt
+        np.multiply(x2, t[k - 1], out=t[k])
+        t[k] -= t[k - 2]
+        np.multiply(x2, dt[k - 1], out=dt[k])
+        dt[k] += 2.0 * t[k - 1]
+        dt[k] -= dt[k - 2]
+    return t.T, dt.T
 
 
-def _symmetric_from_triu(w, n: int, iu):
-    """(..., n(n+1)/2) weights of c <= d products -> symmetric (..., n, n), w/2 off-diagonal."""
-    v = np.zeros(w.shape[:-1] + (n, n))
-    v[..., iu[0], iu[1]] = 0.5 * w
-    v[..., iu[1], iu[0]] += 0.5 * w
-    return v
+CHUNK = 4096  # pairs per block in the reverse pass: keeps temporaries in cache
+
+
+def _chunks(n: int, size: int = CHUNK):
+    return [slice(k, min(k + size, n)) for k in range(0, n, size)]
+
+
+def _scatter_matrix(rows, n_rows: int, values=None) -> sp.csc_matrix:
+    """Sparse (n_rows, P) matrix with ``values[p]`` (default 1) in row ``rows[p]`` of column p.
+
+    ``matrix @ x`` sums per-pair values x (P, k) onto rows -- much faster than
+    ``np.add.at``; built directly in CSC form (one entry per column), so no sorting.
+    """
+    p = len(rows)
+    values = np.ones(p) if values is None else values
+    return sp.csc_matrix((values, rows, np.arange(p + 1)), shape=(n_rows, p))
 
 
 @dataclass
@@ -141,13 +155,17 @@ class DensityExpansion:
     _r: np.ndarray = field(repr=False)
     _dr: np.ndarray = field(repr=False)
     _a: np.ndarray = field(repr=False)
-    _dadu: np.ndarray = field(repr=False)
-    _scatter_i: sp.csr_matrix = field(repr=False)
-    _scatter_j: sp.csr_matrix = field(repr=False)
+    _scatter_i: sp.csc_matrix = field(repr=False)
+    _scatter_j: sp.csc_matrix = field(repr=False)
     _rows_i: np.ndarray = field(repr=False)
     _rows_j: np.ndarray = field(repr=False)
     m0: np.ndarray = field(repr=False)
     ma: np.ndarray = field(repr=False)
+
+    @property
+    def _dadu(self) -> np.ndarray:
+        """dA_m/du for all pairs, shape (P, Ma, 3) (recomputed; not stored)."""
+        return self.descriptor.angular(self._u)[1]
 
     @property
     def n_atoms(self) -> int:
@@ -159,13 +177,14 @@ class DensityExpansion:
         d = self.descriptor
         n = self.n_atoms
         m0 = self.m0.reshape(n, d.n_channels0)
-        blocks = [m0, (m0[:, :, None] * m0[:, None, :])[:, d._iu0[0], d._iu0[1]]]
+        m0t = np.ascontiguousarray(m0.T)                  # (C0, N): row gathers are fast
+        blocks = [m0, (m0t[d._iu0[0]] * m0t[d._iu0[1]]).T]
         ma = self.ma.reshape(n, d.n_channelsa, d.n_ma)
         for cols in d._lcols:
             ml = ma[:, :, cols]
             blocks.append(np.einsum("icm,idm->icd", ml, ml)[:, d._iua[0], d._iua[1]])
         a, b, c = d._i3
-        blocks.append(m0[:, a] * m0[:, b] * m0[:, c])
+        blocks.append((m0t[a] * m0t[b] * m0t[c]).T)
         return np.concatenate(blocks, axis=1)
 
     # -- reverse mode: forces and virial -----------------------------------------------
@@ -187,34 +206,49 @@ class DensityExpansion:
         w = np.asarray(w, dtype=float)
         c0, ca, s0 = d.n_channels0, d.n_channelsa, d.n_channels0 + d.n_triu0
         m0 = self.m0.reshape(n, c0)
-        v0 = _symmetric_from_triu(w[:, c0:s0], c0, d._iu0)
-        gamma0 = w[:, :c0] + 2.0 * np.einsum("icd,id->ic", v0, m0)
+        # feature-major (rows = channels or products) so that gathers are row copies;
+        # d(M_a M_b)/dM and d(M_a M_b M_c)/dM summed with sparse one-hot matrices
+        m0t = np.ascontiguousarray(m0.T)
+        w0t = np.ascontiguousarray(w[:, c0:s0].T)
+        ia, ib = d._iu0
+        gamma0t = d._e0t[0] @ (w0t * m0t[ib]) + d._e0t[1] @ (w0t * m0t[ia])
         if d.n_triple:
-            w3 = w[:, d.n_features - d.n_triple:]
+            w3t = np.ascontiguousarray(w[:, d.n_features - d.n_triple:].T)
             a, b, c = d._i3
-            ea, eb, ec = d._e3
-            gamma0 += ((w3 * m0[:, b] * m0[:, c]) @ ea + (w3 * m0[:, a] * m0[:, c]) @ eb
-                       + (w3 * m0[:, a] * m0[:, b]) @ ec)
+            ma_, mb_, mc_ = m0t[a], m0t[b], m0t[c]
+            gamma0t += (d._e3t[0] @ (w3t * mb_ * mc_) + d._e3t[1] @ (w3t * ma_ * mc_)
+                        + d._e3t[2] @ (w3t * ma_ * mb_))
+        gamma0 = w[:, :c0] + gamma0t.T
         ma = self.ma.reshape(n, ca, d.n_ma)
         gammaa = np.empty_like(ma)
         for l, cols in enumerate(d._lcols):
             start = s0 + l * d.n_triua
-            vl = _symmetric_from_triu(w[:, start:start + d.n_triua], ca, d._iua)
+            vl = (w[:, start:start + d.n_triua] @ d._esym).reshape(n, ca, ca)
             gammaa[:, :, cols] = 2.0 * np.matmul(vl, ma[:, :, cols])
         gamma0 = gamma0.reshape(n * d.n_species, d.n_radial)
-        gammaa = gammaa.reshape(n * d.n_species, d.n_angular * d.n_ma)
-        # dE/dPhi_p: the pair enters atom i directly and atom j with parity (-1)^l
-        h0 = gamma0[self._rows_i] + gamma0[self._rows_j]
-        ha = (gammaa[self._rows_i].reshape(-1, d.n_angular, d.n_ma)
-              + gammaa[self._rows_j].reshape(-1, d.n_angular, d.n_ma) * d._parity)
+        gammaa = gammaa.reshape(n * d.n_species, d.n_angular, d.n_ma)
+        out = np.empty((len(self.i), 3))
+        for sl in _chunks(len(self.i)):
+            out[sl] = self._pair_gradient_chunk(sl, gamma0, gammaa)
+        return out
+
+    def _pair_gradient_chunk(self, sl, gamma0, gammaa):
+        """dE/dr_p for the pairs in slice ``sl`` given per-row moment gradients."""
+        d = self.descriptor
         ka = d.n_angular
-        b = np.einsum("pkm,pk->pm", ha, self._r[:, :ka])
-        radial = (np.einsum("pk,pk->p", h0, self._dr[:, :d.n_radial])
-                  + np.einsum("pkm,pk,pm->p", ha, self._dr[:, :ka], self._a))
-        angular = np.einsum("pm,pma->pa", b, self._dadu)
-        along = np.einsum("pm,m,pm->p", b, d._degree, self._a)
-        return (self._u * (radial - along / self._d)[:, None]
-                + angular / self._d[:, None])
+        ri, rj = self._rows_i[sl], self._rows_j[sl]
+        # dE/dPhi_p: the pair enters atom i directly and atom j with parity (-1)^l
+        h0 = gamma0[ri] + gamma0[rj]
+        ha = gammaa[ri] + gammaa[rj] * d._parity
+        r, dr, a, dist, u = self._r[sl], self._dr[sl], self._a[sl], self._d[sl], self._u[sl]
+        # b[p, 0, m] = sum_k R_k H_km, b[p, 1, m] = sum_k R'_k H_km
+        b = np.matmul(np.stack([r[:, :ka], dr[:, :ka]], axis=1), ha)
+        radial = (np.einsum("pk,pk->p", h0, dr)
+                  + np.einsum("pm,pm->p", b[:, 1] - b[:, 0] * d._degree / dist[:, None], a))
+        # sum_m b_m dA_m/du_a = sum_q (b @ L)[a, q] * monomial_q(u), degree q < l_max
+        lower = (b[:, 0] @ d._lower_map).reshape(len(dist), 3, -1)
+        angular = np.einsum("paq,pq->pa", lower, d.monomials(u, d._n_lower))
+        return u * radial[:, None] + angular / dist[:, None]
 
     def vjp(self, w):
         """Forces and virial of a model whose per-atom gradients are ``w = dE/dG``.
@@ -242,22 +276,27 @@ class DensityExpansion:
         return forces, virial
 
     # -- forward mode ------------------------------------------------------------------
-    def jvp(self, dx) -> np.ndarray:
+    def jvp(self, dx=None, pair_dr=None) -> np.ndarray:
         """Directional derivative of G along a displacement field.
 
         Parameters
         ----------
-        dx : ndarray, shape (N, 3)
+        dx : ndarray, shape (N, 3), optional
             Displacement of every atom in Å (cell fixed).
+        pair_dr : ndarray, shape (P, 3), optional
+            Additional change of every pair vector in Å, e.g. ``r_p @ eps.T`` for a
+            homogeneous strain ``eps``.
 
         Returns
         -------
         ndarray, shape (N, D)
-            ``sum_j dG_i/dx_j · dx_j``.
+            ``sum_p dG/dr_p · dr_p`` with ``dr_p = dx_j - dx_i + pair_dr_p``.
         """
         d = self.descriptor
         n = self.n_atoms
-        dr = dx[self.j] - dx[self.i]
+        dr = np.zeros((len(self.i), 3)) if pair_dr is None else np.array(pair_dr, dtype=float)
+        if dx is not None:
+            dr += dx[self.j] - dx[self.i]
         along = np.einsum("pa,pa->p", self._u, dr)
         dphi0 = self._dr[:, :d.n_radial] * along[:, None]
         ka = d.n_angular
@@ -439,6 +478,14 @@ class Descriptor:
                 lower_idx[k, axis] = index[tuple(lower)]
         self._mono_lower = lower_idx
         self._dcoef = self._coefficient[:, None] * self._exponents
+        # dA_m/du_a = dcoef[m, a] * monomial[lower[m, a]]: as a map (Ma, 3 * n_lower)
+        self._n_lower = int(np.sum(degree < self.l_max))
+        lower_map = np.zeros((len(self._degree), 3, self._n_lower))
+        for m in range(len(self._degree)):
+            for axis in range(3):
+                if self._dcoef[m, axis]:
+                    lower_map[m, axis, lower_idx[m, axis]] += self._dcoef[m, axis]
+        self._lower_map = lower_map.reshape(len(self._degree), -1)
         self.n_ma = len(self._degree)
         self.n_channels0 = self.n_species * self.n_radial
         self.n_channelsa = self.n_species * self.n_angular
@@ -446,6 +493,14 @@ class Descriptor:
         self._iua = np.triu_indices(self.n_channelsa)
         self.n_triu0 = len(self._iu0[0])
         self.n_triua = len(self._iua[0])
+        # d(M_a M_b)/dM: one-hot rows (T0, C0); weights of c <= d products as a
+        # symmetric matrix: (Ta, Ca*Ca) with 1 on the diagonal and 1/2 off it
+        self._e0t = [sp.csr_matrix(np.eye(self.n_channels0)[idx].T) for idx in self._iu0]
+        esym = np.zeros((self.n_triua, self.n_channelsa, self.n_channelsa))
+        t = np.arange(self.n_triua)
+        esym[t, self._iua[0], self._iua[1]] += 0.5
+        esym[t, self._iua[1], self._iua[0]] += 0.5
+        self._esym = esym.reshape(self.n_triua, -1)
         if not 0 <= n_cubic <= n_radial:
             raise ValueError("need 0 <= n_cubic <= n_radial")
         self.n_cubic = int(n_cubic)
@@ -454,7 +509,7 @@ class Descriptor:
                    for c in cubic[y:]]
         self._i3 = np.array(triples, dtype=int).reshape(-1, 3).T
         self.n_triple = self._i3.shape[1]
-        self._e3 = [np.eye(self.n_channels0)[idx] for idx in self._i3]   # (T3, C0) each
+        self._e3t = [sp.csr_matrix(np.eye(self.n_channels0)[idx].T) for idx in self._i3]
         self.n_features = (self.n_channels0 + self.n_triu0 + self.l_max * self.n_triua
                            + self.n_triple)
 
@@ -499,9 +554,20 @@ class Descriptor:
         t, dt = chebyshev(x, self.n_radial)
         fc, dfc, _ = quintic_switch(r, self.r_on, self.cutoff)
         scale = 2.0 / (self.cutoff - self.r_min)
-        return t * fc[:, None], dt * (scale * fc)[:, None] + t * dfc[:, None]
+        values = np.ascontiguousarray(t * fc[:, None])
+        derivatives = np.ascontiguousarray(dt * (scale * fc)[:, None] + t * dfc[:, None])
+        return values, derivatives
 
-    def angular(self, u):
+    def monomials(self, u, count: int) -> np.ndarray:
+        """The first ``count`` unnormalised monomials (ordered by degree) of u (P, 3): (P, count)."""
+        mono = np.empty((count, len(u)))
+        mono[0] = 1.0
+        ut = u.T
+        for m, (parent, axis) in enumerate(self._mono_parent[1:count], start=1):
+            np.multiply(mono[parent], ut[axis], out=mono[m])
+        return mono.T
+
+    def angular(self, u, transposed: bool = False):
         """Monomials of degree 1..l_max of unit vectors.
 
         Parameters
@@ -512,7 +578,7 @@ class Descriptor:
         -------
         a : ndarray, shape (P, Ma)
             Normalised monomials ``A_m(u)``.
-        dadu : ndarray, shape (P, Ma, 3)
+        dadu : ndarray, shape (P, Ma, 3), or (3, P, Ma) if ``transposed``
             ``dA_m/du`` (derivative of the polynomial, not restricted to the sphere).
         """
         mono = np.empty((self._n_mono, len(u)))   # unnormalised, all degrees, row-major
@@ -520,9 +586,9 @@ class Descriptor:
         ut = u.T
         for m, (parent, axis) in enumerate(self._mono_parent[1:], start=1):
             np.multiply(mono[parent], ut[axis], out=mono[m])
-        a = (mono[1:] * self._coefficient[:, None]).T
-        dadu = (mono[self._mono_lower] * self._dcoef[:, :, None]).transpose(2, 0, 1)
-        return a, dadu
+        a = np.ascontiguousarray((mono[1:] * self._coefficient[:, None]).T)
+        dadu = (mono[self._mono_lower] * self._dcoef[:, :, None]).transpose(1, 2, 0)
+        return a, (np.ascontiguousarray(dadu) if transposed else dadu.transpose(1, 2, 0))
 
     def expand(self, atoms) -> DensityExpansion:
         """Pair quantities and moments of a structure (see :class:`DensityExpansion`)."""
@@ -531,22 +597,28 @@ class Descriptor:
         n, s = len(atoms), self.n_species
         r, dr = self.radial(nl.distance)
         u = nl.vector / nl.distance[:, None] if len(nl.i) else np.zeros((0, 3))
-        a, dadu = self.angular(u)
+        a = self.monomials(u, self._n_mono)[:, 1:] * self._coefficient
         rows_i = nl.i * s + species_index[nl.j]
         rows_j = nl.j * s + species_index[nl.i]
         p = len(nl.i)
-        ones = np.ones(p)
-        scatter_i = sp.csr_matrix((ones, (rows_i, np.arange(p))), shape=(n * s, p))
-        scatter_j = sp.csr_matrix((ones, (rows_j, np.arange(p))), shape=(n * s, p))
+        scatter_i = _scatter_matrix(rows_i, n * s)
+        scatter_j = _scatter_matrix(rows_j, n * s)
         rank = np.linalg.matrix_rank(atoms.cell.array) if np.any(atoms.pbc) else 0
         volume = abs(atoms.cell.volume) if rank == 3 else None
         exp = DensityExpansion(
             descriptor=self, species_index=species_index, i=nl.i, j=nl.j,
             vector=nl.vector, volume=volume, _u=u, _d=nl.distance, _r=r, _dr=dr, _a=a,
-            _dadu=dadu, _scatter_i=scatter_i, _scatter_j=scatter_j, _rows_i=rows_i,
+            _scatter_i=scatter_i, _scatter_j=scatter_j, _rows_i=rows_i,
             _rows_j=rows_j, m0=None, ma=None)
-        phia = (r[:, :self.n_angular, None] * a[:, None, :]).reshape(p, self.n_angular * self.n_ma)
-        exp.m0, exp.ma = exp._scatter(r, phia)
+        exp.m0 = scatter_i @ r + scatter_j @ r
+        # sum_p R_k(r_p) A_m(u_p) onto atoms: one sparse matrix per radial function
+        # (values R_k) so the (P, Ka*Ma) product array is never formed
+        ma = np.empty((n * s, self.n_angular, self.n_ma))
+        a_reversed = a * self._parity
+        for k in range(self.n_angular):
+            ma[:, k] = (_scatter_matrix(rows_i, n * s, r[:, k]) @ a
+                        + _scatter_matrix(rows_j, n * s, r[:, k]) @ a_reversed)
+        exp.ma = ma.reshape(n * s, -1)
         return exp
 
     # -- conveniences ----------------------------------------------------------------
@@ -585,15 +657,14 @@ def concatenate(expansions) -> DensityExpansion:
     j = cat([e.j + o for e, o in zip(expansions, offsets)])
     rows_i = cat([e._rows_i + o * s for e, o in zip(expansions, offsets)])
     rows_j = cat([e._rows_j + o * s for e, o in zip(expansions, offsets)])
-    n, p = offsets[-1], len(i)
-    ones = np.ones(p)
+    n = offsets[-1]
     return DensityExpansion(
         descriptor=d, species_index=cat([e.species_index for e in expansions]), i=i, j=j,
         vector=cat([e.vector for e in expansions]), volume=None,
         _u=cat([e._u for e in expansions]), _d=cat([e._d for e in expansions]),
         _r=cat([e._r for e in expansions]), _dr=cat([e._dr for e in expansions]),
-        _a=cat([e._a for e in expansions]), _dadu=cat([e._dadu for e in expansions]),
-        _scatter_i=sp.csr_matrix((ones, (rows_i, np.arange(p))), shape=(n * s, p)),
-        _scatter_j=sp.csr_matrix((ones, (rows_j, np.arange(p))), shape=(n * s, p)),
+        _a=cat([e._a for e in expansions]),
+        _scatter_i=_scatter_matrix(rows_i, n * s),
+        _scatter_j=_scatter_matrix(rows_j, n * s),
         _rows_i=rows_i, _rows_j=rows_j,
         m0=cat([e.m0 for e in expansions]), ma=cat([e.ma for e in expansions]))

@@ -214,25 +214,28 @@ def normal_equations(structures, descriptor: Descriptor, group_of) -> NormalEqua
     return stats
 
 
-def _penalty_scale(a, n_species: int):
-    """Column scales from the diagonal of the weighted normal matrix (reference energies unscaled)."""
+def _penalty_scale(a, n_species: int, unpenalised_tail: int = 0):
+    """Column scales from the diagonal of the weighted normal matrix, and penalty mask."""
     scale = np.sqrt(np.maximum(np.diag(a), 1e-300))
     penalised = np.ones(len(scale), dtype=bool)
     penalised[:n_species] = False
+    if unpenalised_tail:
+        penalised[-unpenalised_tail:] = False
     return scale, penalised
 
 
-def solve(a, b, lam: float, n_species: int):
+def solve(a, b, lam: float, n_species: int, unpenalised_tail: int = 0):
     """Ridge solution of ``(A + lam * diag(A) on descriptor columns) theta = b``.
 
     The penalty is relative to each column's weighted sum of squares, so ``lam`` is
-    dimensionless and the reference-energy columns are not penalised.
+    dimensionless; the reference-energy columns (the first ``n_species`` and, for
+    multi-fidelity fits, the last ``unpenalised_tail``) are not penalised.
 
     Returns
     -------
     ndarray, shape (n_params,)
     """
-    scale, penalised = _penalty_scale(a, n_species)
+    scale, penalised = _penalty_scale(a, n_species, unpenalised_tail)
     a_s = a / np.outer(scale, scale)
     a_s[np.diag_indices_from(a_s)] += lam * penalised + 1e-12
     theta_s = scipy.linalg.solve(a_s, b / scale, assume_a="pos")
@@ -419,6 +422,25 @@ def pareto_front(train: NormalEquations, test: NormalEquations, n_species: int, 
     return df
 
 
+def _with_fidelity_offsets(a, b, n_species: int, offset_block: bool):
+    """Embed (p, p) normal equations into p + S parameters.
+
+    The extra S parameters are per-element reference energies of the low fidelity:
+    a constant shift per element between two levels of theory is expected and must not
+    leak into the descriptor weights.  ``offset_block=True`` moves the statistics' own
+    reference-energy columns onto the extra parameters.
+    """
+    p = len(b)
+    index = np.arange(p)
+    if offset_block:
+        index[:n_species] = p + np.arange(n_species)
+    big_a = np.zeros((p + n_species, p + n_species))
+    big_b = np.zeros(p + n_species)
+    big_a[np.ix_(index, index)] = a
+    big_b[index] = b
+    return big_a, big_b
+
+
 def multifidelity_fit(high: NormalEquations, low: NormalEquations, test: NormalEquations,
                       n_species: int, lam: float, noise_high: Sigmas, noise_low: Sigmas,
                       bias_low: Sigmas):
@@ -426,7 +448,20 @@ def multifidelity_fit(high: NormalEquations, low: NormalEquations, test: NormalE
 
     Each fidelity's rows are weighted by ``1 / sqrt(noise² + bias²)`` per kind: the
     high-fidelity labels by their noise only, the low-fidelity ones by noise plus the
-    variance of their systematic bias.
+    variance of their systematic bias.  In the combined fit the low fidelity has its
+    own per-element reference energies (a constant offset between levels of theory is
+    not information about the potential-energy surface).
+
+    Parameters
+    ----------
+    high, low, test : NormalEquations
+        Statistics of the high-fidelity training, low-fidelity training and
+        high-fidelity test rows.
+    n_species : int
+    lam : float
+        Relative ridge strength used for all three fits.
+    noise_high, noise_low, bias_low : Sigmas
+        Label noise of each fidelity and the bias (RMS) of the low fidelity.
 
     Returns
     -------
@@ -437,12 +472,18 @@ def multifidelity_fit(high: NormalEquations, low: NormalEquations, test: NormalE
         return {k: 1.0 / np.hypot(getattr(noise, k), 0.0 if bias is None else getattr(bias, k))
                 for k in KINDS}
 
-    fits = {}
-    fits["high only"] = solve(*high.total(weights(noise_high)), lam, n_species)
-    fits["low only"] = solve(*low.total(weights(noise_low, bias_low)), lam, n_species)
     a_h, b_h = high.total(weights(noise_high))
     a_l, b_l = low.total(weights(noise_low, bias_low))
-    fits["combined"] = solve(a_h + a_l, b_h + b_l, lam, n_species)
+    p = len(b_h)
+    fits = {
+        "high only": solve(a_h, b_h, lam, n_species),
+        "low only": solve(a_l, b_l, lam, n_species),
+    }
+    big_h = _with_fidelity_offsets(a_h, b_h, n_species, False)
+    big_l = _with_fidelity_offsets(a_l, b_l, n_species, True)
+    combined = solve(big_h[0] + big_l[0], big_h[1] + big_l[1], lam, n_species,
+                     unpenalised_tail=n_species)
+    fits["combined"] = combined[:p]
     rows = [dict(fit=name, **{f"rmse_{k}": v for k, v in errors(theta, test).items()})
             for name, theta in fits.items()]
     return pd.DataFrame(rows)

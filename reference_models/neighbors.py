@@ -67,20 +67,13 @@ def neighbor_list(atoms, cutoff: float, full: bool = True) -> NeighborList:
     pbc = [bool(p) for p in atoms.pbc]
     cell = np.asarray(atoms.cell.array, dtype=float)
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=full)
-    i, j, shift = calculator.compute(positions, cell, pbc, quantities="ijS")
-    if len(i) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return NeighborList(empty, empty, np.zeros((0, 3), np.int64),
-                            np.zeros((0, 3)), np.zeros(0), full)
-    i = i.astype(np.int64)
-    j = j.astype(np.int64)
-    # recomputed from the shifts so that r_ij = x_j - x_i + shift @ cell holds exactly
-    vector = positions[j] - positions[i] + shift.astype(float) @ cell
+    i, j, shift, distance, vector = calculator.compute(positions, cell, pbc,
+                                                      quantities="ijSdD")
     return NeighborList(
-        i=i,
-        j=j,
-        shift=shift.astype(np.int64),
-        vector=vector,
-        distance=np.sqrt(np.einsum("pa,pa->p", vector, vector)),
+        i=i.astype(np.int64),
+        j=j.astype(np.int64),
+        shift=np.asarray(shift, dtype=np.int64).reshape(-1, 3),
+        vector=np.asarray(vector, dtype=float).reshape(-1, 3),
+        distance=np.asarray(distance, dtype=float),
         full=full,
     )

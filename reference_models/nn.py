@@ -10,12 +10,13 @@
     through the MLP (:meth:`MLP.backward` with a tangent), so no Jacobian is stored.
 
 :class:`DirectForceModel` (not conservative)
-    Forces predicted directly as ``F_i = sum_j s_ij r̂_ij`` with a pair MLP
-    ``s_ij = f(x_i, x_j, R(r_ij)) fc(r_ij)`` on projected descriptors of both atoms:
+    The linear model's forces plus a correction predicted directly as
+    ``sum_j s_ij r̂_ij`` with a pair MLP ``s_ij = f(x_i, x_j, R(r_ij)) fc(r_ij)`` on
+    projected descriptors of both atoms, trained on the linear model's force residual:
     rotation-equivariant and smooth, but not the gradient of any energy and, because
     ``s_ij != s_ji``, without Newton's third law.  Training optionally penalises the net
-    force and (for isolated structures) the net torque.  Energy and stress come from the
-    linear model.  It exists to show what those penalties change and that only the
+    force and (for isolated structures) the net torque.  Energy and stress are the
+    linear model's.  It exists to show what those penalties change and that only the
     conservative model passes force-consistency checks.
 """
 
@@ -223,6 +224,10 @@ class _Batch:
     forces: np.ndarray           # (N, 3) reference forces
     positions: np.ndarray        # (N, 3) centred per structure
     isolated: np.ndarray         # (B,) True for structures without periodicity
+    stress_residual: np.ndarray  # (B, 6) eV/Å³, reference minus linear (0 if absent)
+    has_stress: np.ndarray       # (B,) bool
+    volume: np.ndarray           # (B,) Å³ (1 if no cell)
+    pair_structure: np.ndarray   # (P,) structure index of every pair
 
 
 def make_batches(structures, linear: LinearModel, n_batches: int, rng):
@@ -231,11 +236,16 @@ def make_batches(structures, linear: LinearModel, n_batches: int, rng):
     batches = []
     for chunk in np.array_split(order, n_batches):
         exps, struct, e_res, f_res, forces, pos, iso, n_at = [], [], [], [], [], [], [], []
+        s_res, has_s, vol = [], [], []
         for b, k in enumerate(chunk):
             atoms = structures[k]
             exp = linear.descriptor.expand(atoms)
             e_lin, w = linear.atomic_energies(exp)
-            f_lin, _ = exp.vjp(w)
+            f_lin, v_lin = exp.vjp(w)
+            ref = atoms.calc.results
+            has_s.append("stress" in ref and exp.volume is not None)
+            vol.append(exp.volume if has_s[-1] else 1.0)
+            s_res.append(ref["stress"] - _voigt(v_lin) / vol[-1] if has_s[-1] else np.zeros(6))
             exps.append(exp)
             struct.append(np.full(len(atoms), b))
             e_res.append(atoms.get_potential_energy() - e_lin.sum())
@@ -245,54 +255,118 @@ def make_batches(structures, linear: LinearModel, n_batches: int, rng):
             iso.append(not atoms.pbc.any())
             n_at.append(len(atoms))
         exp = concatenate(exps)
-        batches.append(_Batch(exp, exp.features(), np.concatenate(struct), np.array(n_at),
+        structure = np.concatenate(struct)
+        batches.append(_Batch(exp, exp.features(), structure, np.array(n_at),
                               np.array(e_res), np.concatenate(f_res), np.concatenate(forces),
-                              np.concatenate(pos), np.array(iso)))
+                              np.concatenate(pos), np.array(iso), np.array(s_res),
+                              np.array(has_s), np.array(vol), structure[exp.i]))
     return batches
 
 
-def _residual_loss_and_grad(params, mean, scale, batch: _Batch, sigma_e, sigma_f):
-    """Loss (chi-square per label) and parameter gradients of the residual network."""
+VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
+
+
+def _voigt(virial):
+    """Symmetrised (..., 3, 3) -> Voigt (..., 6): xx yy zz yz xz xy."""
+    sym = 0.5 * (virial + np.swapaxes(virial, -1, -2))
+    return sym[..., VOIGT[0], VOIGT[1]]
+
+
+def _from_voigt_adjoint(bar):
+    """Adjoint of :func:`_voigt`: (..., 6) -> (..., 3, 3)."""
+    out = np.zeros(bar.shape[:-1] + (3, 3))
+    for k, (a, b) in enumerate(zip(*VOIGT)):
+        if a == b:
+            out[..., a, a] += bar[..., k]
+        else:
+            out[..., a, b] += 0.5 * bar[..., k]
+            out[..., b, a] += 0.5 * bar[..., k]
+    return out
+
+
+def _residual_loss_and_grad(params, mean, scale, batch: _Batch, sigma_e, sigma_f,
+                            sigma_s=None, gradient=True):
+    """Chi-square losses (energy, forces, stress) and parameter gradients.
+
+    Energy per atom, forces and (if ``sigma_s``) stress of the MLP residual are compared
+    with the batch's residual labels.  The force and stress terms need the derivative of
+    ``dE/dG`` w.r.t. the parameters along ``J^T``: one descriptor JVP of the combined
+    adjoint displacement (atoms: ``-dL/dF``; pairs: ``(dL/dvirial) r_p``), then
+    forward-over-reverse through the MLP.
+    """
     exp, g, idx = batch.expansion, batch.features, batch.expansion.species_index
     n = exp.n_atoms
     e_atom = np.zeros(n)
     w = np.zeros_like(g)
-    caches = {}
+    rows_of = {}
     for k, p in enumerate(params):
         rows = np.flatnonzero(idx == k)
         if len(rows):
             out, cache = MLP.forward(p, (g[rows] - mean[k]) / scale[k])
             e_atom[rows] = out
             w[rows] = MLP.input_gradient(p, cache) / scale[k]
-            caches[k] = rows
-    forces, _ = exp.vjp(w)
+            rows_of[k] = rows
+    pair_g = exp.pair_gradient(w)
+    forces = np.empty((n, 3))
+    for a in range(3):
+        forces[:, a] = (np.bincount(exp.i, pair_g[:, a], minlength=n)
+                        - np.bincount(exp.j, pair_g[:, a], minlength=n))
     n_struct = len(batch.n_atoms)
     e_struct = np.bincount(batch.structure, e_atom, minlength=n_struct)
     de = (e_struct - batch.energy_residual) / batch.n_atoms
     df = forces - batch.force_residual
-    loss_e = np.mean(de**2) / sigma_e**2
-    loss_f = np.mean(df**2) / sigma_f**2
-    # adjoints: energy per atom and forces
+    losses = [np.mean(de**2) / sigma_e**2, np.mean(df**2) / sigma_f**2, 0.0]
+    stressed = batch.has_stress if sigma_s else np.zeros(n_struct, bool)
+    if stressed.any():
+        outer = pair_g[:, :, None] * exp.vector[:, None, :]
+        virial = np.stack([np.bincount(batch.pair_structure, outer[:, a, b], minlength=n_struct)
+                           for a in range(3) for b in range(3)], 1).reshape(n_struct, 3, 3)
+        ds = (_voigt(virial) / batch.volume[:, None] - batch.stress_residual) * stressed[:, None]
+        losses[2] = np.sum(ds**2) / (6 * stressed.sum() * sigma_s**2)
+    if not gradient:
+        return losses, None
     e_bar = (2 * de / (batch.n_atoms * n_struct * sigma_e**2))[batch.structure]
     f_bar = 2 * df / (df.size * sigma_f**2)
-    # d loss_f / d theta = -(J f_bar) . d(dE/dG)/d theta: forward-over-reverse
-    tangent = exp.jvp(f_bar)
+    pair_dr = None
+    if stressed.any():
+        s_bar = 2 * ds / (6 * stressed.sum() * sigma_s**2)
+        lam = _from_voigt_adjoint(s_bar) / batch.volume[:, None, None]
+        pair_dr = np.einsum("pab,pb->pa", lam[batch.pair_structure], exp.vector)
+    tangent = exp.jvp(dx=-f_bar, pair_dr=pair_dr)
     grads = []
     for k, p in enumerate(params):
-        if k not in caches:
+        if k not in rows_of:
             grads.append({key: np.zeros_like(v) for key, v in p.items()})
             continue
-        rows = caches[k]
-        x = (g[rows] - mean[k]) / scale[k]
-        _, cache = MLP.forward(p, x, dx=tangent[rows] / scale[k])
-        grads.append(MLP.backward(p, cache, e_bar[rows], -np.ones(len(rows))))
-    return loss_e, loss_f, grads
+        rows = rows_of[k]
+        _, cache = MLP.forward(p, (g[rows] - mean[k]) / scale[k], dx=tangent[rows] / scale[k])
+        grads.append(MLP.backward(p, cache, e_bar[rows], np.ones(len(rows))))
+    return losses, grads
 
 
-def train_residual(train, linear: LinearModel, n_hidden: int = 32, epochs: int = 120,
-                   n_batches: int = 4, lr: float = 3e-3, sigma_e: float = 0.002,
-                   sigma_f: float = 0.02, seed: int = 0, log=print, test=None):
+def _standardisation(batches, n_species, n_features):
+    g_all = np.concatenate([b.features for b in batches])
+    idx_all = np.concatenate([b.expansion.species_index for b in batches])
+    mean = np.zeros((n_species, n_features))
+    scale = np.ones((n_species, n_features))
+    for k in range(n_species):
+        gk = g_all[idx_all == k]
+        if len(gk):
+            mean[k] = gk.mean(0)
+            scale[k] = np.maximum(gk.std(0), 1e-8 * np.abs(gk).max() + 1e-300)
+    return mean, scale
+
+
+def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 32,
+                   epochs: int = 100, n_batches: int = 4, lr: float = 3e-3,
+                   sigma_e: float = 0.002, sigma_f: float = 0.02, sigma_s: float = 0.0005,
+                   eval_every: int = 5, seed: int = 0, log=print):
     """Fit the residual MLPs with Adam (cosine-decayed learning rate).
+
+    The last layer starts at zero, so training starts from the linear model; with a
+    validation set the parameters of the epoch with the lowest validation loss are kept
+    (the linear model itself is a candidate), so the network is never worse than the
+    linear model on validation data.
 
     Parameters
     ----------
@@ -300,60 +374,71 @@ def train_residual(train, linear: LinearModel, n_hidden: int = 32, epochs: int =
         Labelled structures.
     linear : LinearModel
         The fitted linear model whose residual is learned.
+    validation : sequence of ase.Atoms, optional
+        Structures (other trajectories) for model selection.
     n_hidden : int
         Width of both hidden layers.
     epochs, n_batches : int
         Passes over the data, and merged batches per pass.
     lr : float
         Peak learning rate.
-    sigma_e, sigma_f : float
-        Loss scales in eV/atom and eV/Å.
+    sigma_e, sigma_f, sigma_s : float
+        Loss scales in eV/atom, eV/Å and eV/Å³ (``sigma_s=None``: no stress term).
+    eval_every : int
+        Epochs between validation checks and progress lines.
     seed : int
-    log : callable
-        Progress printer (``None`` for silence).
-    test : sequence of ase.Atoms, optional
-        Reported after every tenth epoch.
+    log : callable or None
+        Progress printer.
 
     Returns
     -------
     ResidualNetwork
+        ``info`` records the settings, the selected epoch and the validation loss.
     """
     rng = np.random.default_rng(seed)
     d = linear.descriptor
     batches = make_batches(train, linear, n_batches, rng)
-    g_all = np.concatenate([b.features for b in batches])
-    idx_all = np.concatenate([b.expansion.species_index for b in batches])
-    mean = np.zeros((d.n_species, d.n_features))
-    scale = np.ones((d.n_species, d.n_features))
-    for k in range(d.n_species):
-        gk = g_all[idx_all == k]
-        if len(gk):
-            mean[k] = gk.mean(0)
-            scale[k] = np.maximum(gk.std(0), 1e-8 * np.abs(gk).max() + 1e-300)
+    val = make_batches(validation, linear, 1, rng)[0] if validation else None
+    mean, scale = _standardisation(batches, d.n_species, d.n_features)
     params = [MLP.init(d.n_features, n_hidden, rng) for _ in range(d.n_species)]
     flat = _flat(params)
     adam = Adam(flat, lr)
+    sig = (sigma_e, sigma_f, sigma_s)
+
+    def val_loss():
+        if val is None:
+            return np.nan
+        losses, _ = _residual_loss_and_grad(_unflat(flat, d.n_species), mean, scale, val,
+                                            *sig, gradient=False)
+        return sum(losses)
+
+    best = (val_loss(), 0, {k: v.copy() for k, v in flat.items()})
     start = time.perf_counter()
     total = epochs * len(batches)
-    for epoch in range(epochs):
-        le = lf = 0.0
+    for epoch in range(1, epochs + 1):
+        acc = np.zeros(3)
         for b in rng.permutation(len(batches)):
             step_lr = lr * 0.5 * (1 + np.cos(np.pi * adam.t / total))
-            loss_e, loss_f, grads = _residual_loss_and_grad(
-                _unflat(flat, d.n_species), mean, scale, batches[b], sigma_e, sigma_f)
+            losses, grads = _residual_loss_and_grad(_unflat(flat, d.n_species), mean, scale,
+                                                    batches[b], *sig)
             adam.step(_flat(grads), step_lr)
-            le, lf = le + loss_e / len(batches), lf + loss_f / len(batches)
-        if log and (epoch % 10 == 9 or epoch == epochs - 1):
-            msg = (f"  epoch {epoch + 1:4d}  train RMSE E {np.sqrt(le) * sigma_e * 1e3:6.2f} "
-                   f"meV/atom  F {np.sqrt(lf) * sigma_f:.4f} eV/Å  ({time.perf_counter() - start:.0f} s)")
-            if test is not None:
-                from .metrics import rmse
-                model = ResidualNetwork(linear, mean, scale, _unflat(flat, d.n_species))
-                err = rmse(model, test)
-                msg += f"  test E {err['energy'] * 1e3:.2f} F {err['forces']:.4f}"
-            log(msg)
+            acc += np.array(losses) / len(batches)
+        if epoch % eval_every == 0 or epoch == epochs:
+            vl = val_loss()
+            if vl < best[0]:
+                best = (vl, epoch, {k: v.copy() for k, v in flat.items()})
+            if log:
+                rms = np.sqrt(acc) * np.array([sigma_e * 1e3, sigma_f, (sigma_s or 0) * 160.2])
+                log(f"  epoch {epoch:4d}  train RMSE E {rms[0]:5.2f} meV/atom  F {rms[1]:.4f} "
+                    f"eV/Å  S {rms[2]:.3f} GPa  validation loss {vl:.3f} "
+                    f"({time.perf_counter() - start:.0f} s)")
+    if val is not None:
+        flat = best[2]
     info = dict(n_hidden=n_hidden, epochs=epochs, n_batches=n_batches, lr=lr, seed=seed,
-                sigma_e=sigma_e, sigma_f=sigma_f)
+                sigma_e=sigma_e, sigma_f=sigma_f, sigma_s=sigma_s, selected_epoch=best[1],
+                validation_loss=float(best[0]) if val is not None else None)
+    if log and val is not None:
+        log(f"  kept epoch {best[1]} (validation loss {best[0]:.3f})")
     return ResidualNetwork(linear, mean, scale, _unflat(flat, d.n_species), info)
 
 
@@ -419,13 +504,14 @@ class DirectForceModel:
         return forces
 
     def evaluate(self, atoms) -> dict:
+        """Linear energy and stress; forces = linear forces + direct pair correction."""
         exp = self.descriptor.expand(atoms)
         g = exp.features()
         e, w = self.linear.atomic_energies(exp, g)
-        _, virial = exp.vjp(w)
+        forces, virial = exp.vjp(w)
         s, _, _ = self.pair_scalars(exp, self.atom_features(exp, g))
-        return dict(energy=e.sum(), energies=e, forces=self.forces_from_scalars(exp, s),
-                    virial=virial)
+        return dict(energy=e.sum(), energies=e,
+                    forces=forces + self.forces_from_scalars(exp, s), virial=virial)
 
     def to_arrays(self) -> dict:
         return dict(linear_e0=self.linear.e0, linear_w=self.linear.w, mean=self.mean,
@@ -453,12 +539,40 @@ def net_force_and_torque(forces, positions, structure, n_struct):
     return nf, nt
 
 
+def _direct_loss_and_grad(model, batch: _Batch, atom_x, penalty: float, sigma_f: float):
+    """Force loss, penalty and pair-MLP gradients of the direct-force correction."""
+    exp = batch.expansion
+    scal, cache, fc = model.pair_scalars(exp, atom_x)
+    forces = model.forces_from_scalars(exp, scal)
+    df = forces - batch.force_residual
+    loss_f = np.mean(df**2) / sigma_f**2
+    f_bar = 2 * df / (df.size * sigma_f**2)
+    n_struct = len(batch.n_atoms)
+    loss_p = 0.0
+    if penalty > 0:
+        # linear forces carry no net force or torque, so the correction's are the total's
+        nf, nt = net_force_and_torque(forces, batch.positions, batch.structure, n_struct)
+        rg2 = np.bincount(batch.structure, (batch.positions**2).sum(1),
+                          minlength=n_struct) / batch.n_atoms
+        cf = penalty / (n_struct * batch.n_atoms * sigma_f**2)
+        ct = np.where(batch.isolated, cf / rg2, 0.0)
+        loss_p = np.sum(cf * (nf**2).sum(1) + ct * (nt**2).sum(1))
+        # d|NF|²/dF_i = 2 NF ; d|NT|²/dF_i = 2 NT x r_i
+        f_bar = f_bar + 2 * (cf[:, None] * nf)[batch.structure] \
+            + 2 * np.cross((ct[:, None] * nt)[batch.structure], batch.positions)
+    u = exp._u
+    s_bar = np.concatenate([np.einsum("pa,pa->p", f_bar[exp.i], u),
+                            -np.einsum("pa,pa->p", f_bar[exp.j], u)])
+    return loss_f, loss_p, MLP.backward(model.params, cache, s_bar * fc)
+
+
 def train_direct(train, linear: LinearModel, penalty: float = 0.0, n_project: int = 8,
                  n_hidden: int = 32, epochs: int = 60, n_batches: int = 4, lr: float = 3e-3,
                  sigma_f: float = 0.02, seed: int = 0, log=print):
-    """Train the direct-force model on forces, optionally with net force/torque penalties.
+    """Train the direct-force correction, optionally with net force/torque penalties.
 
-    The loss is ``mean |F - F_ref|² / sigma_f²`` plus, if ``penalty > 0``,
+    The correction is fitted to the linear model's force residual.  The loss is
+    ``mean |F - F_ref|² / sigma_f²`` plus, if ``penalty > 0``,
     ``penalty * mean_structures(|sum_i F_i|² / N) / sigma_f²`` and the same for the net
     torque about the centroid of isolated structures (divided by N times their squared
     radius of gyration).
@@ -473,18 +587,15 @@ def train_direct(train, linear: LinearModel, penalty: float = 0.0, n_project: in
     g_all = np.concatenate([b.features for b in batches])
     idx_all = np.concatenate([b.expansion.species_index for b in batches])
     s = d.n_species
-    mean = np.zeros((s, d.n_features))
-    scale = np.ones((s, d.n_features))
+    mean, scale = _standardisation(batches, s, d.n_features)
     projection = np.zeros((s, d.n_features, n_project))
     for k in range(s):
         gk = g_all[idx_all == k]
-        mean[k] = gk.mean(0)
-        scale[k] = np.maximum(gk.std(0), 1e-300)
         _, _, vt = np.linalg.svd((gk - mean[k]) / scale[k], full_matrices=False)
         projection[k] = vt[:n_project].T
     n_in = 2 * (n_project + s) + d.n_radial
     params = MLP.init(n_in, n_hidden, rng, zero_output=False)
-    params["w3"] *= 0.1
+    params["w3"] *= 0.01
     model = DirectForceModel(linear, projection, mean, scale, params, penalty > 0)
     atom_x = [model.atom_features(b.expansion, b.features) for b in batches]
     adam = Adam(params, lr)
@@ -493,34 +604,11 @@ def train_direct(train, linear: LinearModel, penalty: float = 0.0, n_project: in
     for epoch in range(epochs):
         lf = lp = 0.0
         for b in rng.permutation(len(batches)):
-            batch = batches[b]
-            exp = batch.expansion
-            scal, cache, fc = model.pair_scalars(exp, atom_x[b])
-            forces = model.forces_from_scalars(exp, scal)
-            df = forces - batch.forces
-            loss_f = np.mean(df**2) / sigma_f**2
-            f_bar = 2 * df / (df.size * sigma_f**2)
-            n_struct = len(batch.n_atoms)
-            nf, nt = net_force_and_torque(forces, batch.positions, batch.structure, n_struct)
-            rg2 = np.bincount(batch.structure, (batch.positions**2).sum(1), minlength=n_struct) \
-                / batch.n_atoms
-            loss_p = 0.0
-            if penalty > 0:
-                cf = penalty / (n_struct * batch.n_atoms * sigma_f**2)
-                ct = np.where(batch.isolated, cf / rg2, 0.0)
-                loss_p = np.sum(cf * (nf**2).sum(1) + ct * (nt**2).sum(1))
-                # d|NF|²/dF_i = 2 NF ; d|NT|²/dF_i = 2 NT x r_i
-                f_bar = f_bar + 2 * (cf[:, None] * nf)[batch.structure] \
-                    + 2 * np.cross((ct[:, None] * nt)[batch.structure], batch.positions)
-            p = len(exp.i)
-            u = exp._u
-            s_bar = np.concatenate([np.einsum("pa,pa->p", f_bar[exp.i], u),
-                                    -np.einsum("pa,pa->p", f_bar[exp.j], u)])
-            grads = MLP.backward(params, cache, s_bar * fc)
+            loss_f, loss_p, grads = _direct_loss_and_grad(model, batches[b], atom_x[b],
+                                                          penalty, sigma_f)
             step_lr = lr * 0.5 * (1 + np.cos(np.pi * adam.t / total))
             adam.step(grads, step_lr)
             lf, lp = lf + loss_f / len(batches), lp + loss_p / len(batches)
-            del p
         if log and (epoch % 10 == 9 or epoch == epochs - 1):
             log(f"  epoch {epoch + 1:4d}  train RMSE F {np.sqrt(lf) * sigma_f:.4f} eV/Å  "
                 f"penalty {lp:.3g}  ({time.perf_counter() - start:.0f} s)")

@@ -182,3 +182,19 @@ def test_isolated_atom_has_zero_descriptor(descriptor):
 def test_feature_names_match_dimension(descriptor):
     names = descriptor.feature_names()
     assert len(names) == descriptor.n_features == len(set(names))
+
+
+def test_jvp_of_strain_matches_finite_differences(descriptor):
+    atoms = periodic_triclinic()
+    eps = np.array([[0.3, 0.1, -0.2], [0.1, -0.4, 0.05], [-0.2, 0.05, 0.2]])
+    exp = descriptor.expand(atoms)
+    h = 1e-6
+
+    def strained(t):
+        out = atoms.copy()
+        out.set_cell(atoms.cell.array @ (np.eye(3) + t * eps).T, scale_atoms=True)
+        return out
+
+    fd = (descriptor.compute(strained(h)) - descriptor.compute(strained(-h))) / (2 * h)
+    np.testing.assert_allclose(exp.jvp(pair_dr=exp.vector @ eps.T), fd, rtol=1e-5,
+                               atol=1e-7 * np.abs(fd).max())
