@@ -443,9 +443,10 @@ def refined_jumps(sample, x: np.ndarray, values: dict, atol: dict, slope_factor:
     cutoff is 0.04 Å wide) looks like a jump on a coarse grid; a genuine jump
     does not shrink when the grid is refined, a smooth feature's residual
     falls as h³. So every coarse interval flagged by :func:`worst_jump` (the
-    ``max_candidates`` worst) is resampled: the three coarse intervals around
-    it at ``h / factor``, then the worst of those again, ``levels`` times. The
-    verdict for those intervals is the one on the finest grid sampled.
+    ``max_candidates`` worst) is resampled at ``h / factor`` (with two extra
+    sub-steps either side), then its worst sub-interval again, ``levels``
+    times. The verdict for the flagged interval and its two neighbours (whose
+    residuals a jump inflates by half) is the one on the finest grid sampled.
 
     Parameters
     ----------
@@ -461,7 +462,7 @@ def refined_jumps(sample, x: np.ndarray, values: dict, atol: dict, slope_factor:
         See :func:`interval_ratios`.
     levels, factor, max_candidates : int
         Refinement depth, subdivision and how many flagged intervals are
-        refined; calls are at most ``max_candidates × levels × (3 factor + 1)``.
+        refined; calls are at most ``max_candidates × levels × (factor + 5)``.
 
     Returns
     -------
@@ -494,10 +495,12 @@ def refined_jumps(sample, x: np.ndarray, values: dict, atol: dict, slope_factor:
         handled[max(i - 1, 0): i + 2] = True
         for k in names:
             flagged[k][max(i - 1, 0): i + 2] = False
-        lo, hi = x[i - 1], x[i + 2]
+        lo, hi = x[i], x[i + 1]
         found = None
         for level in range(1, levels + 1):
-            xs = np.linspace(lo, hi, 3 * factor + 1)
+            # the interval at h/factor plus two sub-steps either side (the jump test needs them)
+            step = (hi - lo) / factor
+            xs = lo + step * np.arange(-2, factor + 3)
             ys = _stack([sample(v) for v in xs], names)
             calls += len(xs)
             found = {k: worst_jump(ys[k], atol[k], slope_factor, noise_rtol, x=xs)[0] for k in names}
@@ -506,8 +509,7 @@ def refined_jumps(sample, x: np.ndarray, values: dict, atol: dict, slope_factor:
             worst = max(found.values(), key=lambda d: d.ratio)
             if not worst.found:
                 break
-            j = worst.interval
-            lo, hi = xs[max(j - 1, 0)], xs[min(j + 2, len(xs) - 1)]
+            lo, hi = worst.x_lo, worst.x_hi
         for k, d in found.items():
             local[k].append(d)
             if d.found:  # mark the coarse interval that contains it

@@ -152,7 +152,7 @@ def gap_test(model, atoms: Atoms, rc: float, m: float, tol, rng):
 
 @check(family="locality", cases={"bulk"}, unit="eV/Å",
        calls="6 (gap test 2, embedded atom 4) (+ cutoff detection when none is declared); "
-             "strictly_local=False: 1 + one per 2 Å shell (<= 8)")
+             "strictly_local=False: 1 + one per 2 Å shell (3 beyond the cutoff, 6 from 3 Å without one)")
 def locality(model, case, ctx, rng):
     """Moving atoms beyond the cutoff leaves forces unchanged; moving a
     neighbour does not (control).
@@ -169,7 +169,8 @@ def locality(model, case, ctx, rng):
     r_c + m move: the central atom's energy stays (when the model gives
     per-atom energies); (3) control — the nearest neighbour moves 0.05 Å and
     the central force must change. For strictly_local=False the force
-    response per 2 Å shell is reported instead.
+    response to each 2 Å shell beyond r_c + m (three shells; without a cutoff
+    from 3 to 15 Å) is reported instead.
     """
     est = _cutoff_or_skip(model, ctx)
     atoms = case.copy()
@@ -241,9 +242,12 @@ def locality(model, case, ctx, rng):
 
 def _influence_profile(model, atoms: Atoms, est: scans.CutoffEstimate, tol, rng) -> Verdict:
     """strictly_local=False: |ΔF| on the central atom per 2 Å shell of displaced atoms."""
-    start = (est.radius + margin(est.radius)) if est.radius is not None else 3.0
-    reach = max(PROFILE_REACH, start + 4 * SHELL)
-    cluster, c = sphere_from_crystal(atoms, min(reach, start + 8 * SHELL))
+    if est.radius is not None:  # three shells beyond the cutoff
+        start = est.radius + margin(est.radius)
+        reach = start + 3 * SHELL
+    else:
+        start, reach = 3.0, PROFILE_REACH
+    cluster, c = sphere_from_crystal(atoms, reach)
     if len(cluster) > MAX_ATOMS:
         raise Skip(f"influence-profile sphere of {len(cluster)} atoms exceeds {MAX_ATOMS}")
     dist = np.linalg.norm(cluster.positions - cluster.positions[c], axis=1)

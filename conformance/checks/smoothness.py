@@ -69,7 +69,7 @@ N_CROSS = 41      # points of the cutoff_crossing path
 CROSS_HALF_WIDTH = 0.1    # Å either side of the cutoff
 # a flagged interval is resampled at h/8, then the worst sub-interval again (see scans.refined_jumps)
 REFINE = dict(levels=2, factor=8, max_candidates=4)
-REFINE_CALLS = REFINE["levels"] * (3 * REFINE["factor"] + 1) * REFINE["max_candidates"]  # 200
+REFINE_CALLS = REFINE["levels"] * (REFINE["factor"] + 5) * REFINE["max_candidates"]  # 104
 
 
 def _cutoff_or_skip(model, ctx) -> scans.CutoffEstimate:

@@ -1,0 +1,187 @@
+"""Smoothness family: correct models pass, each cutoff defect is caught by the
+check meant for it and told apart in the message; the scan helpers measure
+what they claim."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+
+from conformance import audit, scans
+from conformance.checks.smoothness import N_DIMER, REFINE_CALLS
+from conformance.model import Model
+from conformance.tolerances import TABLE
+from tests.conftest import failed_checks
+from tests.zoo.base import SmoothPair
+from tests.zoo.smoothness import ShiftedLJ, ShortRangeHole, TruncatedLJ
+
+SMOOTHNESS = ["smoothness"]
+CORRECT = [EMT(), LennardJones(sigma=2.3, epsilon=0.4, rc=6.0, smooth=True), SmoothPair()]
+IDS = ["EMT", "LJ", "SmoothPair"]
+EMT_LIST_CUTOFF = 5.876798323827276  # ASE EMT: rc + 0.5 Å with rc = β s0(Au) (√3 + 2)/2
+
+
+@pytest.mark.parametrize("calc", CORRECT, ids=IDS)
+def test_correct_models_pass_every_smoothness_item(calc):
+    report = audit(calc, species=["Cu", "Au"], checks=SMOOTHNESS)
+    # dimer (once per model), trimer, strain and crossing on both bulk cases
+    assert sorted(report.df["check"]) == sorted(["dimer_curve", "trimer_angle"] + 2 * ["strain_scan"]
+                                               + 2 * ["cutoff_crossing"])
+    assert report.passed, report
+    dimer = report["dimer_curve[dimer_CuAu]"]
+    assert set(dimer.details["pairs"]) == {"Cu-Cu", "Cu-Au", "Au-Au"}
+    n_detect = 3 * (int((12.0 - 1.2) / 0.25) + 1 + 8) + 2
+    assert dimer.n_calls <= 3 * (N_DIMER + REFINE_CALLS) + 2 + n_detect
+
+
+def test_emt_step_at_its_list_cutoff_is_measured_and_below_the_tolerances():
+    model = Model(EMT(), tags=Model(EMT()).tags.replace(species=("Cu", "Au")))
+    est = scans.detect_cutoff(model, ["Cu", "Au"], 1e-9, 1e-8)
+    assert est.radius == pytest.approx(EMT_LIST_CUTOFF, abs=2e-3)  # the hard truncation is found
+    below = scans.dimer_curve(model, "Cu", "Cu", [EMT_LIST_CUTOFF - 1e-9, EMT_LIST_CUTOFF + 1e-9])
+    step_e, step_f = abs(below.energy[0] - below.energy[1]), abs(below.force[0] - below.force[1])
+    assert 1e-5 < step_e < 2e-5 and 2e-4 < step_f < 3e-4  # the values quoted in the tolerance reasons
+    assert step_e < TABLE["smooth_energy_atol"].float64 / 5
+    assert step_f < TABLE["smooth_force_atol"].float64 / 3
+
+
+def test_truncated_energy_is_an_energy_jump_at_the_cutoff():
+    report = audit(TruncatedLJ(), species=["Cu"], checks=SMOOTHNESS)
+    assert failed_checks(report) == {"dimer_curve", "trimer_angle", "strain_scan", "cutoff_crossing"}
+    r = report["dimer_curve[dimer_Cu2]"]
+    assert r.message.startswith("energy jump = 0.00506 eV > tolerance")
+    assert "energy jumps by +0.00506 eV at r = 6.000 Å (Cu-Cu dimer" in r.message
+    assert "a discontinuity, not a steep wall" in r.message
+    assert r.details["pairs"]["Cu-Cu"]["metrics"]["energy_jump_r"] == pytest.approx(6.0, abs=1e-3)
+    assert "energy jumps by -0.00506 eV at θ = " in report["trimer_angle[trimer_Cu3]"].message
+    crossing = report["cutoff_crossing[bulk_Cu_fcc]"]
+    assert "energy jumps by +0.00506 eV at d = 6.0000 Å" in crossing.message
+    strain = report["strain_scan[bulk_Cu_fcc]"].message
+    assert "energy jumps by +0.00506 eV at ε = " in strain and "energy jumps by +0.00506 eV at γ = " in strain
+
+
+def test_shifted_energy_is_a_force_jump_not_an_energy_jump():
+    report = audit(ShiftedLJ(), species=["Cu"], checks=SMOOTHNESS)
+    assert failed_checks(report) == {"dimer_curve", "trimer_angle", "strain_scan", "cutoff_crossing"}
+    r = report["dimer_curve[dimer_Cu2]"]
+    assert r.message.startswith("force jump = 0.00505 eV/Å > tolerance 0.001 eV/Å at r = 6.000 Å")
+    assert "force jumps by +0.00505 eV/Å at r = 6.000 Å (Cu-Cu dimer) while the energy is continuous" in r.message
+    assert "energy jumps" not in r.message
+    energy_row = [line for line in r.message.splitlines() if line.strip().startswith("energy jump ")]
+    assert energy_row and energy_row[0].rstrip().endswith("ok")
+    for item in ("strain_scan[bulk_Cu_fcc]", "cutoff_crossing[bulk_Cu_fcc]", "trimer_angle[trimer_Cu3]"):
+        assert "energy jumps" not in report[item].message
+        assert "while the energy is continuous there" in report[item].message
+
+
+def test_ase_lennard_jones_without_smoothing_is_caught_as_a_force_jump():
+    r = audit(LennardJones(sigma=2.3, epsilon=0.4, rc=6.0), species=["Cu"],
+              checks=["dimer_curve"])["dimer_curve[dimer_Cu2]"]
+    assert r.status == "failed" and "force jumps by" in r.message and "energy jumps" not in r.message
+
+
+@pytest.mark.parametrize("rc, jump", [(7.5, 1.3e-3), (6.0, 5.1e-3), (5.0, 1.5e-2)])
+def test_energy_jumps_of_1e3_to_1e2_eV_fail(rc, jump):
+    r = audit(TruncatedLJ(rc=rc), species=["Cu"], checks=["dimer_curve"])["dimer_curve[dimer_Cu2]"]
+    metrics = r.details["pairs"]["Cu-Cu"]["metrics"]
+    assert r.status == "failed" and "energy jumps by" in r.message
+    assert abs(metrics["energy_jump_eV"]) == pytest.approx(jump, rel=0.05)
+    assert metrics["energy_jump_r"] == pytest.approx(rc, abs=2e-3)
+
+
+def test_short_range_hole_fails_the_repulsion_criterion_only():
+    report = audit(ShortRangeHole(), species=["Cu"], checks=SMOOTHNESS)
+    assert failed_checks(report) == {"dimer_curve"}
+    r = report["dimer_curve[dimer_Cu2]"]
+    assert r.message.startswith("short-range hole depth = ")
+    assert "attractive hole at short range: going inward from r = 1.6" in r.message
+    assert "the Cu-Cu energy falls by 2.4" in r.message
+    metrics = r.details["pairs"]["Cu-Cu"]["metrics"]
+    assert metrics["well_r"] == pytest.approx(2.55, abs=0.05)  # the bond, not the hole, is the well
+    assert metrics["spearman_repulsive"] < 0 and metrics["energy_minima"] == 2
+    assert "energy jump" not in r.message.split("\n")[0]
+
+
+def test_dimer_details_hold_curves_and_a_plot_with_the_cutoff():
+    r = audit(SmoothPair(), species=["Cu"], checks=["dimer_curve"])["dimer_curve[dimer_Cu2]"]
+    pair = r.details["pairs"]["Cu-Cu"]
+    assert len(pair["r"]) == len(pair["energy"]) == len(pair["force"]) == N_DIMER
+    assert r.details["cutoff"] == 5.0 and r.details["cutoff_source"] == "declared"
+    (plot,) = r.details["plots"]
+    assert plot["vlines"][0]["x"] == 5.0 and {s["label"] for s in plot["series"]} == {"energy", "force on 2nd atom"}
+    m = pair["metrics"]
+    assert m["energy_minima"] == 1 and m["force_sign_flips"] == 1 and m["tortuosity"] == pytest.approx(1.0)
+    assert m["spearman_repulsive"] == -1.0 and m["well_r"] == pytest.approx(2.55, abs=0.03)
+    assert m["vanishes_beyond"] == pytest.approx(5.0, abs=0.03)
+
+
+def test_detected_cutoff_is_reported_for_models_that_declare_none():
+    r = audit(LennardJones(sigma=2.3, epsilon=0.4, rc=6.0, smooth=True), species=["Cu"],
+              checks=["dimer_curve"])["dimer_curve[dimer_Cu2]"]
+    assert r.details["cutoff_source"] == "detected"
+    assert r.details["cutoff"] == pytest.approx(6.0, abs=2e-3)
+    assert "effective cutoff 6.00" in r.message
+
+
+# --------------------------------------------------------------------------- scan helpers
+
+def test_jump_test_tells_a_jump_from_a_steep_wall_and_from_a_kink():
+    x = np.linspace(0.0, 1.0, 201)
+    wall = 50 * np.exp(-20 * x)                    # 1/e length 0.05 Å = 10 grid steps
+    kink = np.where(x < 0.5012, 0.0, 0.3 * (x - 0.5012))
+    jump = wall + np.where(x < 0.5012, 0.0, 1e-3)
+    for curve, found in ((wall, False), (kink, False), (jump, True)):
+        d, _ = scans.worst_jump(curve, 1e-4, x=x)
+        assert d.found is found
+    d, flagged = scans.worst_jump(jump, 1e-4, x=x)
+    assert d.size == pytest.approx(1e-3, rel=0.05) and d.x_lo < 0.5012 < d.x_hi
+    assert flagged.sum() == 1
+
+
+def test_refinement_resolves_a_narrow_smooth_feature_and_confirms_a_jump():
+    def fermi(x):
+        return 1.0 / (1.0 + np.exp((x - 0.5037) / 0.003))  # EMT-like: narrower than the grid step
+
+    x = np.linspace(0.0, 1.0, 101)
+    calls = []
+
+    def sample(v, step=0.0):
+        calls.append(v)
+        return {"y": fermi(v) + (step if v > 0.73 else 0.0)}
+
+    coarse = scans.worst_jump(fermi(x), 1e-4)[0]
+    assert coarse.found  # on the coarse grid it looks like a jump
+    worst, jumps, flagged, n = scans.refined_jumps(sample, x, {"y": fermi(x)}, {"y": 1e-4})
+    assert not worst["y"].found and not jumps.any() and 0 < n == len(calls) <= 4 * 2 * 13
+    y = fermi(x) + np.where(x > 0.73, 2e-3, 0.0)
+    worst, jumps, flagged, n = scans.refined_jumps(lambda v: sample(v, 2e-3), x, {"y": y}, {"y": 1e-4})
+    assert worst["y"].found and worst["y"].levels == 2
+    assert worst["y"].size == pytest.approx(2e-3, rel=1e-3) and worst["y"].x_lo <= 0.73 < worst["y"].x_hi
+
+
+def test_shape_metrics_of_a_morse_curve():
+    r = np.linspace(1.0, 6.0, 200)
+    x = np.exp(-1.3 * (r - 2.5))
+    e = 0.4 * (x * x - 2 * x)
+    f = 0.4 * 2 * 1.3 * (x * x - x)  # -dE/dr
+    assert scans.count_minima(e, 1e-6) == 1
+    assert scans.sign_flips(f, 1e-6) == 1
+    assert scans.tortuosity(e) == pytest.approx(1.0)
+    well = scans.main_well(r, e, 1e-6, 2.3)
+    assert r[well] == pytest.approx(2.5, abs=0.03)
+    assert scans.spearman(r[: well + 1], e[: well + 1]) == -1.0
+    assert scans.repulsion_hole(e, well)[0] == 0.0
+    d4, d2 = scans.fd_derivative(e, r[1] - r[0])
+    assert np.abs(d4 + f[2:-2]).max() < 1e-4
+    holed = e - 8 * np.exp(-(((r - 1.3) / 0.1) ** 2))
+    depth, i, j = scans.repulsion_hole(holed, scans.main_well(r, holed, 1e-6, 2.3))
+    assert depth > 1 and r[i] < r[j] < 2.0
+
+
+def test_vanishing_radius_and_pair_bookkeeping():
+    assert scans.species_pairs(["Au"]) == [("Au", "Au")]
+    assert scans.vanishing_radius(np.arange(5.0), np.array([1, 1, 0, 1e-12, 0.0]), np.zeros(5), 1e-9, 1e-9) == 2.0
+    assert scans.vanishing_radius(np.arange(3.0), np.ones(3), np.zeros(3), 1e-9, 1e-9) is None
+    atoms = scans.dimer("Cu", "Au", 2.5)
+    assert isinstance(atoms, Atoms) and atoms.get_distance(0, 1) == 2.5 and not atoms.pbc.any()
