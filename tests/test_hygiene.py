@@ -132,8 +132,8 @@ def test_thread_safety_message():
     r = audit(SharedBuffer(), species=["Cu"], checks=["thread_safety"],
               structure_kinds=["bulk"])["thread_safety[bulk_Cu_fcc]"]
     assert r.status == "failed" and "thread 0" in r.message
-    assert "2 instances × 3 rounds on bulk_Cu_fcc and a rattled copy" in r.message
-    assert r.n_calls == 8
+    assert "2 instances × 4 rounds on bulk_Cu_fcc and a rattled copy" in r.message
+    assert r.n_calls == 10
 
 
 def test_memory_growth_message():
@@ -187,3 +187,18 @@ def test_determinism_is_bit_exact_unless_declared():
     loose = audit(DeclaredNondeterministic(), species=["Cu"], checks=["determinism"], structure_kinds=["bulk"])
     assert loose.passed and "held to the shared tolerances" in loose.results[0].message
     assert np.isfinite(loose.results[0].measured)
+
+
+def test_exceptions_in_threads_are_failures_not_hangs():
+    import threading
+
+    class RaisesInThreads(SmoothPair):
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError("not reentrant")
+            super().calculate(atoms, properties)
+
+    r = audit(RaisesInThreads(), species=["Cu"], checks=["thread_safety"], structure_kinds=["bulk"]).results[0]
+    assert r.status == "failed"
+    assert r.message.startswith("exceptions in threads = ")
+    assert "thread 0: RuntimeError: not reentrant" in r.message or "thread 1: RuntimeError" in r.message

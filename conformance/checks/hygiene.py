@@ -17,6 +17,7 @@ time inside the model, time limit) and turns exceptions into ``ModelError``.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -64,7 +65,7 @@ WARMUP_CALLS = 10
 MEMORY_CALLS = 100
 TRACED_WARMUP = 20  # of MEMORY_CALLS, before the first reading
 THREADS = 2
-THREAD_ROUNDS = 3
+THREAD_ROUNDS = 4
 PROBE_SPECIES = ("Xe", "Rn", "Kr", "Ar", "Ne", "He", "Og")
 SCAN_FACTORS = np.geomspace(0.4, 2.5, 15)  # × sum of covalent radii
 UNIT_FACTORS = {"Hartree/eV": 27.211386, "Bohr/Å": 1.8897261, "(Hartree/Bohr)/(eV/Å)": 51.422067,
@@ -271,12 +272,18 @@ def stale_cache(model, case, ctx, rng):
 
 # -- reuse across sizes and species ---------------------------------------------------------
 
+@functools.lru_cache(maxsize=None)
+def nn_distance(symbol: str) -> float:
+    """Cached :func:`conformance.structures.nearest_neighbour_distance` (Å)."""
+    return nearest_neighbour_distance(symbol)
+
+
 def _other_structure(case, species: Sequence[str]) -> Atoms:
     """A small structure of a different size (and species where possible)."""
     present = set(case.atoms.get_chemical_symbols())
     other = [s for s in species if s not in present] or list(species)
     sym = other[-1]
-    d = nearest_neighbour_distance(sym)
+    d = nn_distance(sym)
     n = 3 if len(case.atoms) == 2 else 2
     pos = [[0, 0, 0], [d, 0, 0], [0.5 * d, 0.9 * d, 0]][:n]
     return Atoms([sym] * n, positions=pos)
@@ -350,7 +357,7 @@ def _lone_atom(sym: str) -> Atoms:
 
 
 def _homonuclear_dimer(sym: str) -> Atoms:
-    return Atoms([sym, sym], positions=[[0, 0, 0], [nearest_neighbour_distance(sym), 0, 0]])
+    return Atoms([sym, sym], positions=[[0, 0, 0], [nn_distance(sym), 0, 0]])
 
 
 @check(family="hygiene", needs={"forces"}, cases={"dimer"},
@@ -496,7 +503,7 @@ def thread_safety(model, case, ctx, rng):
     same results as sequentially.
 
     Two fresh instances evaluate the case and a rattled copy, first one after
-    the other, then at the same time from two threads (three rounds, started
+    the other, then at the same time from two threads (four rounds, started
     together). Bit-identical unless the model declares
     ``deterministic=False``. Catches module-level buffers, global caches and
     non-reentrant libraries shared between instances. Skipped when the model
@@ -512,17 +519,18 @@ def thread_safety(model, case, ctx, rng):
 
     def work(k):
         try:
-            barrier.wait(timeout=30)
             for _ in range(THREAD_ROUNDS):
+                barrier.wait(timeout=limit)  # every round starts together
                 results[k].append(_thread_call(instances[k], structures[k % 2], props))
-        except threading.BrokenBarrierError:  # pragma: no cover
-            errors.append(f"thread {k}: could not start together")
+        except threading.BrokenBarrierError:
+            pass  # another thread failed (reported by it) or timed out
         except Exception as exc:
             errors.append(f"thread {k}: {type(exc).__name__}: {exc}")
+            barrier.abort()
 
+    limit = (model.timeout or 60.0) * THREAD_ROUNDS + 30.0
     threads = [threading.Thread(target=work, args=(k,), daemon=True, name=f"mlip-thread-{k}")
                for k in range(THREADS)]
-    limit = (model.timeout or 60.0) * THREAD_ROUNDS + 30.0
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # switch threads often: races show up in a few rounds
     t0 = time.perf_counter()
@@ -536,6 +544,7 @@ def thread_safety(model, case, ctx, rng):
         model.calc_seconds += time.perf_counter() - t0
     model.n_calls += sum(len(r) for r in results) + len(errors)
     if any(t.is_alive() for t in threads):
+        barrier.abort()
         raise ModelError(f"concurrent evaluation did not finish within {limit:g} s (deadlock?)")
     fields = []
     for k in range(THREADS):
@@ -551,7 +560,7 @@ def thread_safety(model, case, ctx, rng):
     body = ("import threading\ncalcs = [..., ...]  # two new instances\n"
             "b = atoms.copy(); b.positions += np.random.default_rng(0).normal(0, 0.05, b.positions.shape)\n"
             "out = {}\ndef run(k, a):\n    a = a.copy(); a.calc = calcs[k]\n"
-            "    out[k] = [a.get_forces() + 0 for _ in range(3)]\n"
+            "    out[k] = [a.get_forces() + 0 for _ in range(4)]\n"
             "ts = [threading.Thread(target=run, args=(0, atoms)), threading.Thread(target=run, args=(1, b))]\n"
             "[t.start() for t in ts]; [t.join() for t in ts]\n"
             "a = atoms.copy(); a.calc = calcs[0]\n"
@@ -595,11 +604,13 @@ def memory_growth(model, case, ctx, rng):
     try:
         for _ in range(TRACED_WARMUP):  # allocations made once after tracing starts
             model.evaluate(atoms, props)
-        gc.collect()
+        # young generations only: the garbage of a few calls is young, and a full collection
+        # of a large process (pandas, torch) costs ~0.1 s
+        gc.collect(1)
         traced0, rss0 = tracemalloc.get_traced_memory()[0], resident_bytes()
         for _ in range(MEMORY_CALLS - TRACED_WARMUP):
             model.evaluate(atoms, props)
-        gc.collect()
+        gc.collect(1)
         traced1, rss1 = tracemalloc.get_traced_memory()[0], resident_bytes()
     finally:
         if not was_tracing:

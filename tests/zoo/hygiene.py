@@ -98,7 +98,7 @@ class SharedBuffer(SmoothPair):
         super().calculate(atoms, properties, system_changes)
         _SCRATCH["energy"] = self.results["energy"]
         _SCRATCH["forces"] = self.results["forces"]
-        time.sleep(0.002)
+        time.sleep(0.005)
         self.results["energy"] = self.results["free_energy"] = _SCRATCH["energy"]
         self.results["forces"] = np.array(_SCRATCH["forces"])
 
