@@ -202,3 +202,26 @@ def test_exceptions_in_threads_are_failures_not_hangs():
     assert r.status == "failed"
     assert r.message.startswith("exceptions in threads = ")
     assert "thread 0: RuntimeError: not reentrant" in r.message or "thread 1: RuntimeError" in r.message
+
+
+def test_stress_as_3x3_is_accepted_and_must_be_symmetric():
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    class Stress3x3(SmoothPair):
+        skew = 0.0
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            super().calculate(atoms, properties)
+            if "stress" in self.results:
+                s = voigt_6_to_full_3x3_stress(self.results["stress"])
+                self.results["stress"] = s + self.skew * np.array([[0, 1, 0], [-1, 0, 0], [0, 0, 0]])
+
+    class Skewed(Stress3x3):
+        skew = 1e-3
+
+    ok = audit(Stress3x3(), species=["Cu"], checks=["stress_consistency", "stale_cache", "output_sanity"],
+               structure_kinds=["dimer", "bulk"])
+    assert ok.passed, ok
+    assert "stress asymmetry |σ - σᵀ| (3×3 form)" in ok["output_sanity[dimer_Cu2]"].message
+    bad = audit(Skewed(), species=["Cu"], checks=["output_sanity"])
+    assert bad.results[0].message.startswith("stress asymmetry |σ - σᵀ| (3×3 form) = 0.002 eV/Å³ > tolerance")
