@@ -36,9 +36,8 @@ define("fd_step", "Å", 1e-4, 5e-3,
 define("force_consistency_rtol", "1", 1e-5, 2e-3,
        "the residual F·u + dE/dh relative to F·u (at least its typical size for a random "
        "direction): the Simpson-corrected difference errs by O(h⁴) + eps·E/h + jumps/2h; measured "
-       "≤ 3e-6 (EMT, "
-       "LJ, pair potential over 15 seeds, float64) and ≤ 7e-5 (float32 EMT); forces wrong by 1 % "
-       "give 1e-2")
+       "≤ 3e-6 (EMT, LJ, pair potential over 15 seeds, float64) and ≤ 7e-5 (float32 EMT); forces "
+       "wrong by 1 % give 1e-2")
 define("jacobian_symmetry_rtol", "1", 1e-3, 2e-2,
        "the asymmetry u·(∂F/∂r)v - v·(∂F/∂r)u relative to a typical u·(∂F/∂r)v: central differences of "
        "forces err by O(h²), and by up to ~1e-3 when a pair crosses a cutoff where the second "
