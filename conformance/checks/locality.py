@@ -300,7 +300,13 @@ def _placed(atoms: Atoms, axis: int) -> Atoms:
     return out
 
 
-@check(family="locality", cases={"cluster", "slab"}, unit="eV",
+def _local_only(tags) -> str | None:
+    if not tags.strictly_local:
+        return "model has long-range terms (strictly_local=False): far-apart copies are meant to interact"
+    return None
+
+
+@check(family="locality", cases={"cluster", "slab"}, unit="eV", requires=_local_only,
        calls="4 (+ cutoff detection when none is declared)")
 def extensivity(model, case, ctx, rng):
     """Two copies further apart than the cutoff have twice the energy and the
@@ -309,10 +315,11 @@ def extensivity(model, case, ctx, rng):
     The copy is placed along a non-periodic direction (cluster: x; slab: z)
     with a vacuum gap of r_c + m; the spectators are a dimer of the model's
     species the same gap away on the other side. Calls: one copy, two copies,
-    structure with spectators, spectators alone.
+    structure with spectators, spectators alone. Skipped for models tagged
+    strictly_local=False.
     """
     est = _cutoff_or_skip(model, ctx)
-    rc = est.radius if est.radius is not None else PROFILE_REACH
+    rc = est.radius
     m = margin(rc)
     gap = rc + m
     atoms = case.copy()

@@ -230,10 +230,11 @@ def analyse_dimer(curve: scans.DimerCurve, cutoff: scans.CutoffEstimate, tol, st
 
 
 def _dimer_plot(curve: scans.DimerCurve, cutoff: scans.CutoffEstimate) -> dict:
-    """Plot spec: E and F against r, the wall clipped to ~3 × the well depth."""
+    """Plot spec: E and F against r, the wall clipped to ~3 × the well depth and the largest attraction."""
     e, f, r = curve.energy, curve.force, curve.r
-    cap = max(3 * abs(float(e.min())), 1.0)
-    keep = np.flatnonzero(e <= cap)
+    cap_e = max(3 * abs(float(e.min())), 0.5)
+    cap_f = max(3 * abs(float(f.min())), 0.5)
+    keep = np.flatnonzero((e <= cap_e) & (f <= cap_f))
     start = int(keep[0]) if len(keep) else 0
     vlines = []
     if cutoff.radius is not None:
@@ -246,7 +247,8 @@ def _dimer_plot(curve: scans.DimerCurve, cutoff: scans.CutoffEstimate) -> dict:
 
 @check(family="smoothness", cases={"dimer"}, unit="eV",
        calls=f"per species pair {N_DIMER} + <= {REFINE_CALLS} to resolve suspected jumps; + 1 per species; "
-             "+ <= (12 Å - r_nn/2)/0.25 Å + 9 per pair to detect the cutoff when none is declared")
+             "to detect the cutoff when none is declared: + <= (12 Å - r_nn/2)/0.25 Å + 9 per pair "
+             "+ 1 per species (once per model)")
 def dimer_curve(model, case, ctx, rng):
     """Every species pair scanned as a dimer from deep repulsion out past the
     cutoff: energy and force continuous and zero beyond the cutoff, a
