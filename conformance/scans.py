@@ -5,18 +5,21 @@ and :mod:`conformance.checks.locality` judge. Everything that calls the model
 goes through :meth:`conformance.model.Model.evaluate` (one calculator instance,
 counted calls); everything else is a pure numpy function of sampled curves.
 
-Continuity test used throughout (:func:`jump_test`): on a uniform grid, the
-change over an interval, ``Δy_i = y_{i+1} - y_i``, is compared with what the
-neighbouring intervals predict, ``(Δy_{i-1} + Δy_{i+1}) / 2``. The residual
+Continuity test used throughout (:func:`interval_ratios`): on a uniform grid,
+the change over an interval, ``Δy_i = y_{i+1} - y_i``, is compared with what
+the neighbouring intervals predict, ``(Δy_{i-1} + Δy_{i+1}) / 2``. The residual
 
     res_i = Δy_i - (Δy_{i-1} + Δy_{i+1}) / 2
 
-is ``-h³ y'''/2`` for a smooth curve, at most ``|Δy_{i+1} - Δy_{i-1}| / 2`` for a
+is ``-h³ y‴/2`` for a smooth curve, at most ``|Δy_{i+1} - Δy_{i-1}| / 2`` for a
 kink (a jump of the slope) inside the interval, and ``J`` for a jump ``J``. The
 allowance ``|Δy_{i+1} - Δy_{i-1}|`` (the change of slope across the interval)
-therefore separates a genuine discontinuity from a steep wall (whose slope
-changes smoothly) and from a mere kink: a kink of the energy is a jump of the
-force and is reported there, not as an energy jump.
+plus twice the residual two intervals away (smooth curvature, untouched by a
+jump in interval i) therefore separates a genuine discontinuity from a steep
+wall and from a mere kink: a kink of the energy is a jump of the force and is
+reported there, not as an energy jump. Intervals that still look like jumps are
+resampled finer (:func:`refined_jumps`): a jump keeps its size, an
+under-resolved smooth feature does not.
 
 >>> import numpy as np
 >>> x = np.linspace(0, 1, 41)

@@ -81,7 +81,9 @@ def test_long_range_model_reports_its_reach_instead_of_failing():
     class Global(MeanField):
         mlip_tags = {"strictly_local": False}
 
-    r = audit(Global(), species=["Cu"], checks=["locality"])["locality[bulk_Cu_fcc]"]
+    report = audit(Global(), species=["Cu"], checks=LOCALITY)
+    assert set(report.df.loc[report.df["check"] == "extensivity", "status"]) == {"skipped"}
+    r = report["locality[bulk_Cu_fcc]"]
     assert r.status == "passed"
     assert "model tagged strictly_local=False: the force on the central atom responds to atoms out to" in r.message
     profile = r.details["profile"]

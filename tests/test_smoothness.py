@@ -9,7 +9,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
 from conformance import audit, scans
-from conformance.checks.smoothness import N_DIMER, REFINE_CALLS
+from conformance.checks.smoothness import N_ANGLE, N_CROSS, N_DIMER, N_STRAIN, REFINE_CALLS
 from conformance.model import Model
 from conformance.tolerances import TABLE
 from tests.conftest import failed_checks
@@ -33,6 +33,12 @@ def test_correct_models_pass_every_smoothness_item(calc):
     assert set(dimer.details["pairs"]) == {"Cu-Cu", "Cu-Au", "Au-Au"}
     n_detect = 3 * (int((12.0 - 1.2) / 0.25) + 1 + 8) + 2
     assert dimer.n_calls <= 3 * (N_DIMER + REFINE_CALLS) + 2 + n_detect
+    # the cutoff is detected once per model (dimer_curve runs first); later items reuse it
+    bounds = {"trimer_angle": N_ANGLE + REFINE_CALLS, "strain_scan": 2 * (N_STRAIN + REFINE_CALLS),
+              "cutoff_crossing": N_CROSS + REFINE_CALLS}
+    for r in report.results:
+        if r.check in bounds:
+            assert r.n_calls <= bounds[r.check], r
 
 
 def test_emt_step_at_its_list_cutoff_is_measured_and_below_the_tolerances():
