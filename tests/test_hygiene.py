@@ -225,3 +225,19 @@ def test_stress_as_3x3_is_accepted_and_must_be_symmetric():
     assert "stress asymmetry |σ - σᵀ| (3×3 form)" in ok["output_sanity[dimer_Cu2]"].message
     bad = audit(Skewed(), species=["Cu"], checks=["output_sanity"])
     assert bad.results[0].message.startswith("stress asymmetry |σ - σᵀ| (3×3 form) = 0.002 eV/Å³ > tolerance")
+
+
+def test_output_sanity_names_a_short_range_hole():
+    class Hole(SmoothPair):
+        """Attractive all the way in: -50 eV/Å² (2 Å - r)² below 2 Å beats the Morse wall."""
+
+        def pair_term(self, D, d):
+            e, g = super().pair_term(D, d)
+            inside = d < 2.0
+            e = e - 50.0 * np.where(inside, (2.0 - d) ** 2, 0.0)
+            g = g + (100.0 * np.where(inside, 2.0 - d, 0.0) / d)[:, None] * D
+            return e, g
+
+    r = audit(Hole(), species=SPECIES, checks=["output_sanity"]).results[0]
+    assert r.status == "failed"
+    assert "no repulsive wall (a short-range hole), not a unit mix-up" in r.message

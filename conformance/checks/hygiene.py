@@ -713,6 +713,13 @@ def output_sanity(model, case, ctx, rng):
                         "", f"r = {d1:.3g} Å"))
     notes = [f"{a}-{b}: r_min = {scan['r_min']:.3g} Å (Σr_cov = {rcov:.3g} Å), binding energy "
              f"{e_b:.4g} eV, F / (-dE/dr) = {ratio:.4g}{unit_hint(ratio)}"]
+    lowest = int(np.argmin(scan["energy"]))
+    if lowest == 0:
+        notes.append(f"the energy keeps falling down to the shortest distance scanned "
+                     f"({scan['d'][0]:.3g} Å, E = {scan['energy'][0]:.4g} eV): no repulsive wall "
+                     "(a short-range hole), not a unit mix-up")
+    elif lowest == len(scan["d"]) - 1:
+        notes.append(f"the energy keeps falling up to the longest distance scanned ({scan['d'][-1]:.3g} Å)")
     if 0 < e_b < floor:
         notes.append(f"binding energy × 27.2 = {e_b * 27.211:.3g} eV would be plausible: energies in Hartree?")
     if "energies" in model.tags.properties:
