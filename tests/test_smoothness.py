@@ -191,3 +191,20 @@ def test_vanishing_radius_and_pair_bookkeeping():
     assert scans.vanishing_radius(np.arange(3.0), np.ones(3), np.zeros(3), 1e-9, 1e-9) is None
     atoms = scans.dimer("Cu", "Au", 2.5)
     assert isinstance(atoms, Atoms) and atoms.get_distance(0, 1) == 2.5 and not atoms.pbc.any()
+
+
+def test_analyse_dimer_is_a_pure_function_of_a_curve():
+    from conformance.checks.smoothness import analyse_dimer
+    from conformance.tolerances import Tolerances
+
+    r = np.linspace(1.0, 6.0, 200)
+    x = np.exp(-1.3 * (r - 2.5))
+    e = np.where(r < 5.0, 0.4 * (x * x - 2 * x), 0.0)   # truncated Morse: jumps by 0.03 eV at 5 Å
+    f = np.where(r < 5.0, 0.4 * 2 * 1.3 * (x * x - x), 0.0)
+    curve = scans.DimerCurve(("Cu", "Cu"), r, e, f, -7.0)
+    fields, notes, metrics = analyse_dimer(curve, scans.CutoffEstimate(5.0, "declared"), Tolerances("float64"))
+    by_name = {fl.name: fl for fl in fields}
+    assert not by_name["energy jump"].ok and by_name["short-range hole depth"].ok
+    assert notes[0].startswith("energy jumps by +0.0301 eV at r = 5.0")
+    assert "on the 0.025 Å scan grid" in notes[0]
+    assert metrics["energy_minima"] == 1 and metrics["force_sign_flips"] == 1

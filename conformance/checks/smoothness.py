@@ -151,9 +151,11 @@ def analyse_dimer(curve: scans.DimerCurve, cutoff: scans.CutoffEstimate, tol, st
     fields.append(_field("energy jump", e_jump, "eV", at(e_jump)))
     fields.append(_field("force jump", f_jump, "eV/Å", at(f_jump)))
     if e_jump.found:
+        grid = (f"confirmed on a {e_jump.x_hi - e_jump.x_lo:.2g} Å grid" if e_jump.levels
+                else f"on the {e_jump.x_hi - e_jump.x_lo:.2g} Å scan grid")
         notes.append(f"energy jumps by {e_jump.size:+.3g} eV at r = {e_jump.x_mid:.3f} Å ({label} dimer, "
-                     f"confirmed on a {e_jump.x_hi - e_jump.x_lo:.2g} Å grid): a discontinuity, not a steep "
-                     f"wall (tolerance from the local change of slope {e_jump.tolerance:.2g} eV)")
+                     f"{grid}): a discontinuity, not a steep wall (tolerance from the local change of "
+                     f"slope {e_jump.tolerance:.2g} eV)")
     if f_jump.found:
         tail = ("together with the energy" if _with_energy(f_jump, r, flagged["energy"]) else
                 "while the energy is continuous there (a kink: the energy goes to zero at the "
@@ -196,7 +198,7 @@ def analyse_dimer(curve: scans.DimerCurve, cutoff: scans.CutoffEstimate, tol, st
                      f"r = {r[i_in]:.3f} Å the {label} energy falls by {depth:.3g} eV instead of rising")
     flips = scans.sign_flips(f, f_atol)
     if len(minima) > 1 or flips > 1:
-        notes.append(f"{label} curve has {len(minima)} energy minima (at r = "
+        notes.append(f"{label} curve has {len(minima)} energy minim{'a' if len(minima) != 1 else 'um'} (at r = "
                      f"{', '.join(f'{r[k]:.2f}' for k in minima)} Å) and {flips} force sign flips: a bump or "
                      f"a second well besides the bond at {r[well]:.2f} Å")
     rho = scans.spearman(r[: well + 1], e[: well + 1]) if well >= 2 else -1.0
