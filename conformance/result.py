@@ -148,8 +148,8 @@ def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
     status = "failed" if failing else "passed"
     lines = []
     if failing:
-        head = (f"{worst.name} = {worst.error:.3g} {worst.unit} > tolerance "
-                f"{worst.tolerance:.3g} {worst.unit}")
+        head = (f"{worst.name} = {_quantity(worst.error, worst.unit)} > tolerance "
+                f"{_quantity(worst.tolerance, worst.unit)}")
         if worst.where:
             head += f" at {worst.where}"
         if verdict.what:
@@ -157,7 +157,8 @@ def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
         lines.append(head)
     else:
         lines.append(
-            f"max {worst.name} {worst.error:.3g} {worst.unit} <= {worst.tolerance:.3g} {worst.unit}"
+            f"max {worst.name} {_quantity(worst.error, worst.unit)} <= "
+            f"{_quantity(worst.tolerance, worst.unit)}"
             + (f" for {verdict.what}" if verdict.what else "")
         )
     if verdict.note:
@@ -167,6 +168,10 @@ def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
     if failing and verdict.reproducer:
         lines.append("reproducer:\n" + verdict.reproducer)
     return status, worst.error, worst.tolerance, worst.unit, "\n".join(lines)
+
+
+def _quantity(value: float, unit: str) -> str:
+    return f"{value:.3g} {unit}" if unit and unit != "1" else f"{value:.3g}"
 
 
 def field_table(fields: list[Field]) -> str:
