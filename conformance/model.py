@@ -106,7 +106,10 @@ class Model:
         """A new calculator instance equivalent to the audited one."""
         if self._factory is not None:
             return self._factory()
-        return copy.deepcopy(self.calc)
+        calc = copy.deepcopy(self.calc)  # no factory: a copy, with its cached results dropped
+        if hasattr(calc, "reset"):
+            calc.reset()
+        return calc
 
     def evaluate(self, atoms: Atoms, properties: Iterable[str] = ("energy", "forces"),
                  calc: Any = None) -> dict[str, Any]:
