@@ -51,7 +51,7 @@ def test_tolerances_table_has_reasons_and_both_precisions():
     from conformance.tolerances import TABLE, markdown_table
 
     for row in TABLE.values():
-        assert row.reason and row.float32 >= row.float64 > 0
+        assert row.reason and row.float32 >= row.float64 >= 0
     assert "| `force_atol` | eV/Å | 1e-08 | 2e-05 |" in markdown_table()
     with pytest.raises(KeyError, match="unknown tolerance"):
         Tolerances("float64")["nope"]
