@@ -1,0 +1,329 @@
+"""Molecular-dynamics helpers for the ``dynamics`` check family.
+
+The model is driven by ASE's integrators (``VelocityVerlet``, ``Langevin``)
+through :class:`AuditedCalculator`, a thin ASE calculator that forwards every
+force call to :meth:`conformance.model.Model.evaluate`: the calls are counted
+and timed, the per-call timeout applies, and a NaN/inf or an exception from
+the model becomes a :class:`~conformance.model.ModelError` that
+:func:`run_md` records with the step at which it happened.
+
+Units: ASE's (eV, Å, amu, ASE time; 1 ASE time unit = ``1 / ase.units.fs``
+≈ 10.18 fs). Times stored here are in fs, energies in eV.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import atomic_numbers
+from ase.neighborlist import neighbor_list
+
+from .model import Model, ModelError
+
+#: Melting points (K) of the elemental solids used to set the hot-MD
+#: temperature (CRC Handbook of Chemistry and Physics values, rounded).
+MELTING_POINT_K = {"Cu": 1358.0, "Au": 1337.0, "Ni": 1728.0, "Ag": 1235.0, "Al": 933.0,
+                   "Pd": 1828.0, "Pt": 2041.0}
+FALLBACK_MELTING_POINT_K = 1000.0
+HOT_FACTOR = 1.5  # hot MD runs at 1.5 x the melting point
+
+#: 5 fs is a safe velocity-Verlet step for Cu (63.5 amu) near room temperature
+#: (shortest phonon period ~ 135 fs, i.e. > 25 steps per period); lighter
+#: species get dt ∝ sqrt(mass) (vibrational period ∝ sqrt(m) at fixed stiffness).
+REFERENCE_TIMESTEP_FS = 5.0
+REFERENCE_MASS = 63.546
+ROOM_TEMPERATURE_K = 300.0
+DEFAULT_FRICTION_PER_FS = 0.01  # Langevin friction (1/fs), ASE docs' typical value
+
+
+def default_timestep_fs(atoms: Atoms) -> float:
+    """Velocity-Verlet time step (fs) for the lightest species of ``atoms``.
+
+    >>> from ase import Atoms
+    >>> round(default_timestep_fs(Atoms("Cu2")), 3)
+    5.0
+    >>> round(default_timestep_fs(Atoms("H2")), 2)
+    0.63
+    """
+    m = float(np.min(atoms.get_masses()))
+    return REFERENCE_TIMESTEP_FS * math.sqrt(m / REFERENCE_MASS)
+
+
+def melting_point_K(symbol: str) -> float:
+    """Melting point (K) from :data:`MELTING_POINT_K`, else 1000 K."""
+    return MELTING_POINT_K.get(symbol, FALLBACK_MELTING_POINT_K)
+
+
+def hot_temperature_K(symbols: Sequence[str]) -> float:
+    """1.5 x the highest melting point among ``symbols`` (K).
+
+    >>> hot_temperature_K(["Cu", "Au"])
+    2037.0
+    """
+    return HOT_FACTOR * max(melting_point_K(s) for s in set(symbols))
+
+
+def reference_pair_distance(symbols: Sequence[str]) -> np.ndarray:
+    """(Z, Z) table of reference bond lengths (Å), indexed by atomic number.
+
+    The bond length of a pair A-B is the mean of the nearest-neighbour
+    distances of A and B in their ASE reference crystals (no model call).
+    """
+    from .structures import nearest_neighbour_distance
+
+    species = sorted(set(symbols))
+    table = np.full((119, 119), np.nan)
+    nn = {s: nearest_neighbour_distance(s) for s in species}
+    for a in species:
+        for b in species:
+            table[atomic_numbers[a], atomic_numbers[b]] = 0.5 * (nn[a] + nn[b])
+    return table
+
+
+class AuditedCalculator(Calculator):
+    """ASE calculator that evaluates the audited model through ``Model.evaluate``.
+
+    Every ``calculate`` is one counted, timed, validated model call returning
+    energy (eV) and forces (N, 3) eV/Å; errors surface as ``ModelError``.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+    nolabel = True
+
+    def __init__(self, model: Model):
+        super().__init__()
+        self.model = model
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        out = self.model.evaluate(self.atoms, ("energy", "forces"))
+        self.results = {"energy": out["energy"], "free_energy": out["energy"], "forces": out["forces"]}
+
+
+@dataclass
+class Event:
+    """Something that went wrong during a run: what, when (step, time) and details."""
+
+    kind: str
+    step: int
+    time_fs: float
+    message: str
+
+
+@dataclass
+class MDRun:
+    """Per-step record of one MD run.
+
+    Attributes
+    ----------
+    label : str
+        ``"NVE velocity Verlet, dt = 5 fs"``.
+    dt_fs : float
+    n_atoms : int
+    time_fs, epot, ekin, temperature : (n_steps + 1,) arrays (fs, eV, eV, K)
+    momentum : (n_steps + 1, 3) total linear momentum (amu Å / ASE time)
+    angular_momentum : (n_steps + 1, 3) about the centre of mass
+    momentum_scale, angular_scale : (n_steps + 1,) Σ|p_i| and Σ|r_i - r_com||p_i|
+    max_force : (n_steps + 1,) largest atomic force (eV/Å)
+    frames : list of Atoms sampled along the run (with energy, forces, momenta)
+    event : Event or None
+        First failure seen by the monitor, or the model error that stopped the run.
+    model_error : ModelError or None
+    """
+
+    label: str
+    dt_fs: float
+    n_atoms: int
+    time_fs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    epot: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ekin: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    temperature: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    momentum: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    angular_momentum: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    momentum_scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    angular_scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    max_force: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frames: list = field(default_factory=list)
+    event: Event | None = None
+    model_error: ModelError | None = None
+
+    @property
+    def etot(self) -> np.ndarray:
+        return self.epot + self.ekin
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.time_fs) - 1
+
+    def when(self, step: int) -> str:
+        return f"step {step} (t = {step * self.dt_fs:.4g} fs)"
+
+    def trace(self, max_points: int = 200) -> dict:
+        """Energy trace for plots: time (fs), Etot, Epot, Ekin (eV), T (K), ≤ max_points."""
+        idx = decimate(len(self.time_fs), max_points)
+        return {"time_fs": self.time_fs[idx], "etot_eV": self.etot[idx], "epot_eV": self.epot[idx],
+                "ekin_eV": self.ekin[idx], "temperature_K": self.temperature[idx],
+                "n_atoms": self.n_atoms, "dt_fs": self.dt_fs, "label": self.label}
+
+
+Monitor = Callable[[int, Atoms, np.ndarray], "Event | None"]
+
+
+def decimate(n: int, max_points: int) -> np.ndarray:
+    """At most ``max_points`` evenly spread indices of range(n), first and last included."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
+def snapshot(atoms: Atoms, energy: float, forces: np.ndarray, step: int, dt_fs: float) -> Atoms:
+    """A copy of ``atoms`` carrying its energy, forces, momenta, step and time."""
+    frame = atoms.copy()
+    frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces.copy())
+    frame.info.update(step=step, time_fs=step * dt_fs)
+    return frame
+
+
+def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: str,
+           monitor: Monitor | None = None, n_frames: int = 200) -> MDRun:
+    """Run ``dyn`` (an ASE MD object on ``atoms``) for ``n_steps``, recording every step.
+
+    ``atoms.calc`` is replaced by an :class:`AuditedCalculator` on ``model``.
+    The run stops early at the first :class:`Event` returned by
+    ``monitor(step, atoms, forces)`` or at a model error (recorded in
+    ``run.event`` / ``run.model_error``, never raised). About ``n_frames``
+    frames are kept, plus the last one.
+    """
+    atoms.calc = AuditedCalculator(model)
+    n = len(atoms)
+    every = max(1, n_steps // n_frames)
+    rows: dict[str, list] = {k: [] for k in ("epot", "ekin", "p", "L", "ps", "Ls", "fmax")}
+    run = MDRun(label=label, dt_fs=dt_fs, n_atoms=n)
+    isolated = not atoms.pbc.any()
+    masses = atoms.get_masses()
+    step = 0
+    energy, forces = math.nan, np.zeros((n, 3))
+    try:
+        for step, _ in enumerate(dyn.irun(n_steps)):
+            energy = atoms.get_potential_energy()
+            forces = atoms.get_forces()
+            p = atoms.get_momenta()
+            rows["epot"].append(energy)
+            rows["ekin"].append(0.5 * float(np.sum(p * p / masses[:, None])))
+            rows["p"].append(p.sum(axis=0))
+            rows["ps"].append(float(np.linalg.norm(p, axis=1).sum()))
+            if isolated:
+                r = atoms.positions - atoms.get_center_of_mass()
+                rows["L"].append(np.cross(r, p).sum(axis=0))
+                rows["Ls"].append(float((np.linalg.norm(r, axis=1) * np.linalg.norm(p, axis=1)).sum()))
+            rows["fmax"].append(float(np.sqrt((forces * forces).sum(axis=1)).max()) if n else 0.0)
+            if step % every == 0:
+                run.frames.append(snapshot(atoms, energy, forces, step, dt_fs))
+            if monitor is not None:
+                event = monitor(step, atoms, forces)
+                if event is not None:
+                    run.event = event
+                    break
+    except ModelError as exc:
+        failed = len(rows["epot"])  # the step whose forces could not be computed
+        run.model_error = exc
+        run.event = Event("model error", failed, failed * dt_fs, str(exc))
+        step = failed - 1
+    if run.frames and run.frames[-1].info["step"] != step and rows["epot"]:
+        run.frames.append(snapshot(atoms, energy, forces, step, dt_fs))
+    m = len(rows["epot"])
+    run.time_fs = np.arange(m) * dt_fs
+    run.epot = np.asarray(rows["epot"], dtype=float)
+    run.ekin = np.asarray(rows["ekin"], dtype=float)
+    dof = max(3 * n - (3 if n > 1 else 0), 1)
+    run.temperature = 2 * run.ekin / (dof * units.kB)
+    run.momentum = np.asarray(rows["p"], dtype=float).reshape(-1, 3)
+    run.momentum_scale = np.asarray(rows["ps"], dtype=float)
+    run.angular_momentum = np.asarray(rows["L"], dtype=float).reshape(-1, 3)
+    run.angular_scale = np.asarray(rows["Ls"], dtype=float)
+    run.max_force = np.asarray(rows["fmax"], dtype=float)
+    atoms.calc = None
+    return run
+
+
+def linear_fit(t: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Least-squares slope of y(t) and the residuals y - fit."""
+    if len(t) < 2:
+        return 0.0, np.zeros_like(y)
+    slope, intercept = np.polyfit(t, y, 1)
+    return float(slope), y - (slope * t + intercept)
+
+
+def closest_pairs(atoms: Atoms, cutoff: float):
+    """Pairs (i < j) closer than ``cutoff`` (Å): arrays i, j, d (minimum image)."""
+    if len(atoms) < 2 or cutoff <= 0:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    keep = i < j
+    return i[keep], j[keep], d[keep]
+
+
+def coordination(atoms: Atoms, cutoffs: np.ndarray) -> np.ndarray:
+    """Coordination number of each atom: neighbours j with d_ij < cutoffs[Z_i, Z_j]."""
+    n = len(atoms)
+    if n < 2:
+        return np.zeros(n)
+    rmax = float(np.nanmax(cutoffs))
+    i, j, d = neighbor_list("ijd", atoms, rmax)
+    z = atoms.numbers
+    ok = d < cutoffs[z[i], z[j]]
+    return np.bincount(i[ok], minlength=n).astype(float)
+
+
+def rdf(frames: Sequence[Atoms], r_max: float, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Radial distribution g(r) averaged over ``frames`` (bin centres Å, g).
+
+    Periodic frames are normalised by the ideal-gas density; isolated frames
+    return the pair-distance histogram normalised to unit area (a shape
+    comparison, not an absolute g(r)).
+    """
+    edges = np.linspace(0.0, r_max, bins + 1)
+    hist = np.zeros(bins)
+    for frame in frames:
+        if len(frame) < 2:
+            continue
+        if frame.pbc.any():
+            d = neighbor_list("d", frame, r_max)
+        else:
+            diff = frame.positions[:, None, :] - frame.positions[None, :, :]
+            dist = np.sqrt((diff ** 2).sum(-1))
+            d = dist[np.triu_indices(len(frame), 1)]
+            d = np.concatenate([d, d])
+        hist += np.histogram(d, edges)[0]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    if not frames or hist.sum() == 0:
+        return centres, hist
+    frame = frames[0]
+    if frame.pbc.all() and frame.cell.rank == 3:
+        n = len(frame)
+        shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        density = n / frame.get_volume()
+        return centres, hist / (len(frames) * n * density * shell)
+    return centres, hist / (hist.sum() * (edges[1] - edges[0]))
+
+
+def artifact_dir(report_dir: Path | None) -> Path:
+    """Where trajectories of failed runs go: ``report_dir`` or ./mlip-conformance-artifacts/."""
+    path = Path(report_dir) if report_dir is not None else Path("mlip-conformance-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_trajectory(frames: Sequence[Atoms], path: Path) -> Path:
+    """Write ``frames`` as extended XYZ (energies, forces, momenta per frame)."""
+    from ase.io import write
+
+    write(str(path), list(frames), format="extxyz")
+    return path
