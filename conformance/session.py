@@ -101,6 +101,10 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     user = read_structures(config.structures) if config.structures else []
     kinds = config.structure_kinds or None
     cases = build_cases(species, config.seed, kinds=kinds, user_structures=user)
+    if config.train or config.test:  # the data audits run once, on the data files
+        from ase import Atoms
+
+        cases.append(Case("train_test", "data", Atoms(), frozenset({"data"})))
     checks = [c for c in select(config.checks) if c.name not in config.skip
               and c.family not in config.skip]
     tolerances = config.make_tolerances(model.tags.precision)

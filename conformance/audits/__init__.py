@@ -1,0 +1,39 @@
+"""Data-set audits: leakage, influential outliers and sampling coverage.
+
+Pure functions on lists of ``ase.Atoms`` (or precomputed descriptor arrays)
+returning report objects with pandas DataFrames; the ``data`` check family
+(:mod:`conformance.checks.data`) runs them on ``--mlip-train``/``--mlip-test``.
+
+* :func:`mahalanobis_leakage` -- test structures that are (near-)copies of
+  training structures (:mod:`.leakage`);
+* :func:`influential_outliers` -- training structures with an outsized grouped
+  Cook's distance in the linear reference fit, pruned and refitted
+  (:mod:`.outliers`);
+* :func:`sampling_coverage` -- cells of a configuration-sampling plan without
+  training data, and test structures far from all training data (:mod:`.sampling`);
+* :func:`read_labelled` / :class:`DataError` -- reading and validating data
+  files (:mod:`.data`).
+"""
+
+from __future__ import annotations
+
+_LAZY = {
+    "DataError": "data", "read_labelled": "data", "check_labelled": "data",
+    "structure_errors": "data", "labels": "data",
+    "mahalanobis_leakage": "leakage", "LeakageReport": "leakage", "Whitener": "leakage",
+    "structure_descriptors": "leakage",
+    "influential_outliers": "outliers", "grouped_cooks_distance": "outliers",
+    "OutlierReport": "outliers", "CooksDistance": "outliers",
+    "sampling_coverage": "sampling", "CoverageReport": "sampling", "plan_cells": "sampling",
+    "configuration_axes": "sampling",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'conformance.audits' has no attribute {name!r}")

@@ -1,0 +1,232 @@
+"""Data family: audits of the training and test sets behind a model.
+
+Runs when ``--mlip-train`` and/or ``--mlip-test`` (``train``/``test`` in
+``[tool.mlip-conformance]``) name labelled data files (any format ``ase.io``
+reads, with energies and forces). The session then adds one pseudo-case,
+``train_test`` (kind ``data``, an empty structure), and each check below runs
+once on it, reading the files from ``ctx.config.train``/``ctx.config.test``.
+Files are read, validated (:func:`conformance.audits.data.read_labelled`: a
+``DataError`` names the file and what is missing) and turned into descriptors
+once per process.
+
+The checks are thin: the measuring is done by the pure functions of
+:mod:`conformance.audits`, which are also the Python API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..audits import data as _data
+from ..audits import leakage as _leakage
+from ..audits import outliers as _outliers
+from ..audits import sampling as _sampling
+from ..model import MissingProperty, Skip
+from ..registry import check
+from ..result import Field, Verdict
+from ..tolerances import define
+
+DATA = frozenset({"data"})
+
+define("data_leaked_fraction", "1", 0.0, 0.0,
+       "a test structure that copies a training structure (up to symmetry or a sub-thermal "
+       "displacement) inflates the test score; a single one is a finding")
+define("data_influential_outliers", "structures", 0.0, 0.0,
+       "training structures whose deletion moves the linear reference fit beyond the median of "
+       "F(p, n-p) (the classical 'D > 1' rule) while carrying a Bonferroni-significant residual: "
+       "a corrupted label, never honest data, in the shipped EMT set")
+define("data_uncovered_cells", "cells", 0.0, 0.0,
+       "every cell of the sampling plan should hold training data; an empty cell is a condition "
+       "the model never saw")
+define("data_extrapolating_fraction", "1", 0.05, 0.05,
+       "a test set drawn like the training set has ~1 % of structures beyond the 99 % quantile "
+       "of training nearest-neighbour distances; 5 % leaves room for the sampling noise of a "
+       "test set of ~100 structures")
+
+_CACHE: dict = {}
+
+
+def _key(kind: str, path: str, *extra):
+    p = Path(path).resolve()
+    try:
+        stat = p.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None
+    return (kind, str(p), stamp) + extra
+
+
+def _cached(key, make):
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def _structures(path: str, species) -> list:
+    """Validated labelled structures of a data file (cached per process)."""
+    return _cached(_key("structures", path, tuple(species)),
+                   lambda: _data.read_labelled(path, species=species))
+
+
+def _descriptors(path: str, species):
+    """Structure descriptors (leakage settings) of a data file (cached per process)."""
+    def make():
+        descriptor = _leakage.default_descriptor(species)
+        return _leakage.structure_descriptors(_structures(path, species), descriptor)
+
+    return _cached(_key("descriptors", path, tuple(species)), make)
+
+
+def _design(path: str, species):
+    """Design matrix of the audit's linear fit for a data file (cached per process)."""
+    def make():
+        from reference_models.descriptors import Descriptor
+        from reference_models.linear import design_matrix
+
+        descriptor = Descriptor(list(species), **_outliers.FIT_DESCRIPTOR)
+        return design_matrix(_structures(path, species), descriptor)
+
+    return _cached(_key("design", path, tuple(species)), make)
+
+
+def _species(model) -> list:
+    species = list(model.tags.species)
+    if not species:
+        raise Skip("the model declares no species (pass --mlip-species)")
+    return species
+
+
+def _files(ctx) -> str:
+    parts = []
+    if ctx.config.train:
+        parts.append(f"train {ctx.config.train}")
+    if ctx.config.test:
+        parts.append(f"test {ctx.config.test}")
+    return ", ".join(parts)
+
+
+def _reproducer(ctx) -> str:
+    extra = "".join(f" --mlip-{k}={v}" for k, v in (("train", ctx.config.train),
+                                                      ("test", ctx.config.test)) if v)
+    return (ctx.reproducer + extra) if ctx.reproducer else ""
+
+
+@check(family="data", needs=(), cases=DATA, calls="n_test (energy and forces of every test "
+       "structure)", unit="1")
+def mahalanobis_leakage(model, case, ctx, rng):
+    """No test structure is a (near-)copy of a training structure.
+
+    Species-pooled density-expansion descriptors of every structure, whitened
+    with the (shrinkage-regularised) training covariance; a test structure
+    leaks when its Mahalanobis distance to the nearest training structure,
+    relative to that structure's own nearest-neighbour distance, is below the
+    0.1 % quantile of the same ratio within the training set. Reports the
+    leaked pairs and the model's test error with and without them.
+    """
+    if not (ctx.config.train and ctx.config.test):
+        raise Skip("needs both --mlip-train and --mlip-test")
+    species = _species(model)
+    test = _structures(ctx.config.test, species)
+    _structures(ctx.config.train, species)
+    note = ""
+    try:
+        errors = _data.structure_errors(model, test)
+    except MissingProperty as exc:
+        errors, note = None, f"(no test errors: {exc})"
+    report = _leakage.mahalanobis_leakage(_descriptors(ctx.config.train, species),
+                                          _descriptors(ctx.config.test, species),
+                                          test_errors=errors)
+    where = ""
+    if report.n_leaked:
+        top = report.pairs.iloc[0]
+        where = (f"test {int(top.test_index)} ~ train {int(top.train_index)} (distance "
+                 f"{top.distance:.2g}, {top.ratio:.2g} x its nearest-neighbour distance)")
+    fields = [Field("leaked test fraction", report.leaked_fraction,
+                    ctx.tol["data_leaked_fraction"], "1", where)]
+    return Verdict(fields, what=_files(ctx), reproducer=_reproducer(ctx),
+                   details=report.to_dict(), note="\n".join(x for x in (report.summary(), note) if x))
+
+
+@check(family="data", needs=(), cases=DATA, calls="0 (fits the linear reference model)",
+       unit="structures")
+def influential_outliers(model, case, ctx, rng):
+    """No training structure is an influential outlier of the linear reference fit.
+
+    Grouped Cook's distance of every training structure (energy, force and
+    stress rows together, and per property) in the weighted ridge fit of the
+    linear reference model, from the hat-matrix blocks without refitting.
+    Fails on structures above the F(p, n-p) median rule with a
+    Bonferroni-significant studentised residual; lists the 4/n screening set
+    with each structure's most suspicious label, and the test error after
+    pruning it.
+    """
+    if not ctx.config.train:
+        raise Skip("needs --mlip-train")
+    species = _species(model)
+    train = _structures(ctx.config.train, species)
+    test = _structures(ctx.config.test, species) if ctx.config.test else None
+    report = _outliers.influential_outliers(
+        train, test, design=_design(ctx.config.train, species),
+        test_design=_design(ctx.config.test, species) if test is not None else None,
+        n_species=len(species))
+    t = report.table
+    strict = t[t["influential_F"] & t["outlier"]].sort_values("cooks_distance", ascending=False)
+    where = ""
+    if len(strict):
+        k = int(strict.index[0])
+        row = strict.iloc[0]
+        where = (f"training structure {k} (D = {row.cooks_distance:.3g}, |r| = "
+                 f"{row.max_studentized:.1f} on {row.suspect} {row.location})".replace(" )", ")"))
+    fields = [Field("strongly influential outliers", float(len(strict)),
+                    ctx.tol["data_influential_outliers"], "structures", where)]
+    details = report.to_dict()
+    details["strongly_influential"] = [int(k) for k in strict.index]
+    return Verdict(fields, what=_files(ctx), reproducer=_reproducer(ctx), details=details,
+                   note=report.summary())
+
+
+def _plan_for(ctx):
+    """Plan file next to the training (or test) file, else the observed conditions."""
+    for path in (ctx.config.train, ctx.config.test):
+        if not path:
+            continue
+        p = Path(path)
+        for candidate in (p.with_name(p.stem + ".plan.json"), p.with_name("plan.json")):
+            if candidate.is_file():
+                return _sampling.load_plan(candidate), str(candidate)
+    return "observed", "conditions observed in train and test"
+
+
+@check(family="data", needs=(), cases=DATA, calls="0", unit="cells")
+def sampling_coverage(model, case, ctx, rng):
+    """Every cell of the sampling plan has training data, and the test set does not extrapolate.
+
+    Plan cells (temperature, strain kind and range, composition, defects,
+    surfaces, clusters) come from a ``plan.json`` next to the training file, else
+    from the conditions present in train and test; each test structure's
+    Mahalanobis distance to the training set is compared with the 99 % quantile
+    of the training nearest-neighbour distances.
+    """
+    if not ctx.config.train:
+        raise Skip("needs --mlip-train")
+    species = _species(model)
+    train = _structures(ctx.config.train, species)
+    test = _structures(ctx.config.test, species) if ctx.config.test else None
+    plan, source = _plan_for(ctx)
+    descriptors = (_descriptors(ctx.config.train, species),
+                   _descriptors(ctx.config.test, species) if test is not None else None)
+    report = _sampling.sampling_coverage(train, test, plan=plan, plan_source=source,
+                                         descriptors=descriptors)
+    names = report.uncovered["cell"].tolist()
+    fields = [Field("uncovered plan cells", float(report.n_uncovered),
+                    ctx.tol["data_uncovered_cells"], "cells",
+                    ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else ""))]
+    if test is not None:
+        ex = report.extrapolation
+        worst = ex.sort_values("ratio", ascending=False).iloc[0] if len(ex) else None
+        fields.append(Field("extrapolating test fraction", report.extrapolating_fraction,
+                            ctx.tol["data_extrapolating_fraction"], "1",
+                            f"test {int(worst.test_index)} at {worst.ratio:.2g} x the threshold"
+                            if worst is not None and worst.extrapolating else ""))
+    return Verdict(fields, what=_files(ctx), reproducer=_reproducer(ctx),
+                   details=report.to_dict(), note=report.summary())
