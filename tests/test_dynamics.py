@@ -1,0 +1,194 @@
+"""Dynamics family: correct models survive MD, each MD-breaking zoo model is
+caught by the check meant for it, with when and how in the message."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.io import read
+
+from conformance import audit
+from conformance.checks import dynamics
+from conformance.config import RunConfig
+from conformance.session import open_session
+from tests.conftest import failed_checks
+from tests.zoo.dynamics import (ForceBias, HardCutoff, NaNAfter, ScaledForces, ShortRangeHole,
+                                StiffPair)
+from tests.zoo.faulty import NoStress
+
+DYNAMICS = ["dynamics"]
+SHORT = 60  # steps per run in the fast tests (NVE: 60 at dt and 120 at dt/2)
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(tmp_path, monkeypatch):
+    """Trajectories of failed runs go to ./mlip-conformance-artifacts: keep them out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
+class StiffNoStress(StiffPair):
+    """A correct model without stress (molecule-style calculator)."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+
+@pytest.mark.parametrize("calc, species", [(EMT(), ["Cu", "Au"]), (EMT(), ["Cu"]), (StiffPair(), ["Cu"])],
+                         ids=["EMT-CuAu", "EMT-Cu", "StiffPair"])
+def test_correct_models_pass_every_dynamics_item(calc, species):
+    report = audit(calc, species=species, checks=DYNAMICS, md_steps=SHORT)
+    n_alloy = len(species) > 1
+    assert len(report) == 3 + 3 + 4 if n_alloy else 2 + 2 + 2
+    assert report.passed, report
+    df = report.df.set_index(["check", "case"])
+    assert (df.loc["momentum_conservation", "measured"] < 1e-12).all()
+    # NVE at dt/2 shrinks the fluctuation ~4x (velocity Verlet, smooth conservative model)
+    for r in report.results:
+        if r.check == "nve_energy_drift":
+            assert 3.5 < r.details["sigma_shrink_factor"] < 4.5, r.message
+    assert not Path("mlip-conformance-artifacts").exists()  # nothing failed, nothing written
+
+
+def test_models_without_stress_run_every_check():
+    report = audit(NoStress(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
+                   md_steps=SHORT, structure_kinds=["bulk"])
+    hot = audit(StiffNoStress(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=SHORT,
+                structure_kinds=["bulk"])
+    assert report.passed and hot.passed, (report, hot)
+    assert len(report) == 2 and len(hot) == 1
+
+
+@pytest.mark.slow
+def test_emt_default_lengths_pass_and_report_the_numbers():
+    report = audit(EMT(), species=["Cu", "Au"], checks=DYNAMICS)
+    assert report.passed, report
+    r = report["nve_energy_drift[bulk_Cu_fcc]"]
+    assert r.details["dt_fs"] == pytest.approx(5.0, rel=1e-3)
+    assert abs(r.details["drift_meV_per_atom_ps"]["dt"]) < 0.2
+    assert 3.8 < r.details["sigma_shrink_factor"] < 4.2
+    assert r.details["fluctuation_ratio"]["dt"] < 0.02
+
+
+def test_hole_at_short_range_is_a_collapse_at_high_temperature_only():
+    hot = audit(ShortRangeHole(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=200,
+                structure_kinds=["bulk"])
+    r = hot["hot_nvt_stability[bulk_Cu_fcc]"]
+    assert r.status == "failed"
+    assert "collapse" in r.message
+    assert re.search(r"at step \d+ \(t = [\d.]+ fs\)", r.message)
+    assert "stopped at step" in r.message and "Langevin NVT at 2037 K" in r.message
+    assert r.details["event"]["kind"].startswith("collapse")
+    assert r.details["event"]["step"] < 200
+    # the dimer scan sees the missing wall instead of taking the hole as the bond length
+    assert "dimer energy keeps falling towards short distances" in r.message
+    path = re.search(r"trajectory: (\S+\.extxyz)", r.message).group(1)
+    frames = read(path, ":")
+    assert frames[-1].info["step"] == r.details["event"]["step"]
+    # control: at 300 K the hole is never visited
+    cold = audit(ShortRangeHole(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
+                 md_steps=SHORT, structure_kinds=["bulk"])
+    assert cold.passed, cold
+
+
+def test_discontinuous_cutoff_is_caught_by_nve_as_energy_jumps():
+    report = audit(HardCutoff(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
+                   md_steps=SHORT, structure_kinds=["bulk"])
+    assert "nve_energy_drift" in failed_checks(report)
+    assert report["momentum_conservation[bulk_Cu_fcc]"].status == "passed"
+    r = report["nve_energy_drift[bulk_Cu_fcc]"]
+    assert "E_tot jumps by up to" in r.message
+    assert "the energy is discontinuous along the trajectory" in r.message
+    assert r.details["sigma_shrink_factor"] < 2  # not the 4x of integration error
+    assert "trajectory (dt = 5 fs): " in r.message
+
+
+def test_scaled_forces_are_diagnosed_as_non_conservative():
+    report = audit(ScaledForces(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
+                   md_steps=SHORT, structure_kinds=["bulk", "cluster"])
+    assert failed_checks(report) == {"nve_energy_drift"}  # the forces still sum to zero
+    for case in ("bulk_Cu_fcc", "cluster_Cu13"):
+        r = report[f"nve_energy_drift[{case}]"]
+        match = re.search(r"the forces act like (\d\.\d+) × \(-∇E\)", r.message)
+        assert match and float(match.group(1)) == pytest.approx(1.1, abs=0.015), r.message
+        assert "not the gradient of the reported energy" in r.message
+
+
+def test_force_bias_is_caught_by_momentum_and_named_in_nve():
+    report = audit(ForceBias(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
+                   md_steps=SHORT, structure_kinds=["bulk", "cluster"])
+    assert failed_checks(report) == {"nve_energy_drift", "momentum_conservation"}
+    r = report["momentum_conservation[bulk_Cu_fcc]"]
+    assert r.message.startswith("|ΔP| / Σ|p_i| = ")
+    # 32 atoms x bias (0.02, -0.01, 0.005) eV/Å
+    assert "mean net force [0.64, -0.32, 0.16] eV/Å" in r.message
+    assert "Newton's third law" in r.message
+    assert "total momentum is not conserved" in report["nve_energy_drift[bulk_Cu_fcc]"].message
+    cluster = report["momentum_conservation[cluster_Cu13]"]
+    assert "|ΔL| / Σ|r_i||p_i|" in cluster.message  # angular momentum is followed on clusters
+
+
+def test_nan_mid_run_is_an_error_naming_the_step():
+    report = audit(NaNAfter(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
+                   structure_kinds=["cluster"])
+    r = report["nve_energy_drift[cluster_Cu13]"]
+    assert r.status == "error"
+    assert "non-finite forces" in r.message
+    assert "at step 40 (t = 200 fs) of NVE velocity Verlet" in r.message
+    assert r.n_calls == 41
+    path = re.search(r"trajectory up to the failure: (\S+\.extxyz)", r.message).group(1)
+    assert read(path, ":")[-1].info["step"] == 39
+
+
+def test_trace_and_plots_are_bounded_and_serialisable():
+    report = audit(EMT(), species=["Cu"], checks=DYNAMICS, md_steps=250, md_timestep=2.0,
+                   structure_kinds=["cluster"])
+    assert report.passed, report
+    nve = report["nve_energy_drift[cluster_Cu13]"].details
+    trace = nve["trace"]
+    assert set(trace) >= {"time_fs", "etot_eV", "epot_eV", "ekin_eV", "temperature_K"}
+    assert len(trace["time_fs"]) <= 200 and trace["time_fs"][-1] == pytest.approx(250 * 2.0)
+    assert nve["trace_half_dt"]["time_fs"][-1] == pytest.approx(500 * 1.0)
+    assert np.allclose(np.asarray(trace["etot_eV"]), np.asarray(trace["epot_eV"]) + np.asarray(trace["ekin_eV"]))
+    for r in report.results:
+        assert r.details["plots"], r.check
+        json.dumps(r.to_dict())  # JSON-ready for the report
+
+
+def test_options_temperature_and_report_dir(tmp_path):
+    config = RunConfig(species=("Cu",), checks=("hot_nvt_stability",), md_steps=200, md_temperature=3000.0,
+                       structure_kinds=("bulk",))
+    session = open_session(config, ShortRangeHole(), report_dir=tmp_path / "out")
+    report = session.run()
+    r = report["hot_nvt_stability[bulk_Cu_fcc]"]
+    assert r.details["temperature_K"] == 3000.0 and "Langevin NVT at 3000 K" in r.message
+    assert r.status == "failed"
+    assert (tmp_path / "out" / "hot_nvt_stability-bulk_Cu_fcc.extxyz").is_file()
+
+
+def test_same_seed_same_trajectory():
+    a = audit(EMT(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=40, structure_kinds=["cluster"])
+    b = audit(EMT(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=40, structure_kinds=["cluster"])
+    c = audit(EMT(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=40, structure_kinds=["cluster"],
+              seed=1)
+    ta, tb, tc = (x.results[0].details["trace"]["etot_eV"] for x in (a, b, c))
+    assert np.array_equal(ta, tb) and not np.array_equal(ta, tc)
+
+
+class _Ctx:
+    def __init__(self, **options):
+        self.config = RunConfig(**options)
+
+
+def test_lengths_and_time_steps():
+    from ase import Atoms
+
+    assert dynamics.steps_for(_Ctx(), "hot") == dynamics.DEFAULT_STEPS["hot"]
+    assert dynamics.steps_for(_Ctx(md_long=True), "nve") == 20 * dynamics.DEFAULT_STEPS["nve"]
+    assert dynamics.steps_for(_Ctx(md_long=True, md_steps=7), "nve") == 7
+    cu = Atoms("Cu2")
+    assert dynamics.timestep_for(_Ctx(), cu) == pytest.approx(5.0, rel=1e-3)
+    assert dynamics.timestep_for(_Ctx(), cu, 2037.0) == pytest.approx(2.5, rel=1e-3)  # at most halved
+    assert dynamics.timestep_for(_Ctx(), cu, 600.0) == pytest.approx(5.0 * np.sqrt(0.5), rel=1e-3)
+    assert dynamics.timestep_for(_Ctx(md_timestep=1.0), cu, 2037.0) == 1.0
