@@ -71,11 +71,12 @@ define("md_momentum_rtol", "1", 1e-10, 1e-4,
 define("md_bond_compression", "Å", 0.5, 0.5,
        "collapse: an atom's bond stays > 0.5 Å shorter than the model's dimer bond length, "
        "averaged over 100 fs (Fu et al. 2022, arXiv:2210.07237: a bond deviating by > 0.5 Å "
-       "from equilibrium marks an unstable simulation); the average removes thermal "
-       "excursions at 1.5 Tm (instantaneous compressions of EMT reach 0.6 Å)")
+       "from equilibrium marks an unstable simulation); the 100 fs average removes thermal "
+       "excursions at 1.5 Tm (EMT's closest approach is 0.6 Å inside its crystal distance), "
+       "not a pair stuck in a hole; EMT: <= 0.05 Å")
 define("md_overlap_fraction", "1", 0.5, 0.5,
        "overlap: 1 - d_min/d_eq for the closest pair; two atoms closer than half the dimer "
-       "bond length are inside each other's core (EMT, SmoothPair at 1.5 Tm: <= 0.35)")
+       "bond length are inside each other's core (EMT at 1.5 Tm: <= 0.10)")
 define("md_force_cap", "eV/Å", 50.0, 50.0,
        "largest atomic force in hot MD; ~6x the largest force of EMT Cu/Au at 1.5 Tm (8 eV/Å); "
        "larger forces mean atoms deep in each other's repulsive core or a diverging model")
@@ -87,8 +88,8 @@ define("md_temperature_jump", "1", 10.0, 10.0,
        "frames 100 steps apart); EMT on 13 atoms: <= 2.5x")
 define("md_coordination_change", "1", 0.5, 0.5,
        "|CN_end/CN_start - 1| (neighbours within (1+sqrt 2)/2 of the reference nearest-neighbour "
-       "distance); melting changes it by <= 0.16 in bulk and ~0.4 in a 13-atom cluster, a "
-       "collapse or an explosion by more")
+       "distance); EMT at 1.5 Tm: <= 0.03 in bulk, 0.32 in the 13-atom cluster (it melts); a "
+       "collapse or an explosion changes it by more")
 
 NVE_CALLS = "3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2)"
 
