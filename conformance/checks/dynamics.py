@@ -88,8 +88,8 @@ define("md_temperature_jump", "1", 10.0, 10.0,
        "frames 100 steps apart); EMT on 13 atoms: <= 2.5x")
 define("md_coordination_change", "1", 0.5, 0.5,
        "|CN_end/CN_start - 1| (neighbours within (1+sqrt 2)/2 of the reference nearest-neighbour "
-       "distance); EMT at 1.5 Tm: <= 0.03 in bulk, 0.32 in the 13-atom cluster (it melts); a "
-       "collapse or an explosion changes it by more")
+       "distance); EMT at 1.5 Tm: <= 0.03 in bulk; isolated clusters are judged on a rise only "
+       "(EMT's 13-atom cluster melts and evaporates atoms: -0.32 in 1 ps, -0.52 in 20 ps)")
 
 NVE_CALLS = "3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2)"
 
@@ -530,7 +530,8 @@ def hot_nvt_stability(model, case, ctx, rng):
     dimer bond length over 100 fs (Fu et al. 2022) or two atoms come closer
     than half of it; a force above 50 eV/Å; explosion — T above 10 × the
     target or rising 10× within 10 steps (MLIPAudit-style); a coordination
-    change above 50 %. The run stops at the first failure, which is reported
+    change above 50 % (for isolated clusters only a rise: a hot cluster may
+    evaporate atoms). The run stops at the first failure, which is reported
     with its step and time, and the trajectory is written.
     """
     symbols = case.atoms.get_chemical_symbols()
@@ -547,8 +548,13 @@ def hot_nvt_stability(model, case, ctx, rng):
     raise_model_error(run, ctx, "hot_nvt_stability", case)
     cn_start, cn_end, cn_change = coordination_change(run, symbols)
     fields = monitor.fields()
-    fields.append(Field("coordination change", cn_change, ctx.tol["md_coordination_change"], "",
-                        where=f"CN {cn_start:.3g} -> {cn_end:.3g}"))
+    if case.periodic:
+        fields.append(Field("coordination change", cn_change, ctx.tol["md_coordination_change"], "",
+                            where=f"CN {cn_start:.3g} -> {cn_end:.3g}"))
+    else:  # a hot cluster may evaporate atoms (physics): only over-coordination is judged
+        rise = max(0.0, cn_end / cn_start - 1) if cn_start > 0 else 0.0
+        fields.append(Field("coordination rise", rise, ctx.tol["md_coordination_change"], "",
+                            where=f"CN {cn_start:.3g} -> {cn_end:.3g}"))
     what = f"Langevin NVT at {temperature:.0f} K, {n_steps} steps of {dt:.3g} fs on {case.name}"
     if run.event is not None:
         what += f", stopped at {run.when(run.event.step)}"
