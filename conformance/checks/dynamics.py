@@ -48,7 +48,7 @@ CN_SHELL = (1 + math.sqrt(2)) / 2  # coordination cutoff: midway between fcc 1st
 DIMER_SCAN = np.linspace(0.7, 1.3, 25)  # x reference bond length
 
 define("md_energy_drift", "meV/atom/ps", 1.0, 1.0,
-       "|slope| of a linear fit of E_tot(t) in NVE; 1 meV/atom/ps heats a solid by ~4 K/ps "
+       "absolute slope of a linear fit of E_tot(t) in NVE; 1 meV/atom/ps heats a solid by ~4 K/ps "
        "(3 k_B per atom) and is resolved in a 1 ps run, where EMT at the default dt drifts by "
        "0.01-0.2 (fit noise of the integration-error oscillation); production runs want "
        "<= 0.05 (GROMACS' default energy-drift target 0.005 kJ/mol/ps per atom): tighten it "
@@ -65,11 +65,11 @@ define("md_energy_noise", "eV/atom", 1e-10, 2e-6,
        "round-off of E_tot per atom; when sigma(E_tot) at dt is below 10x this, the dt^2 "
        "scaling is not resolved and not judged")
 define("md_momentum_rtol", "1", 1e-10, 1e-4,
-       "|P(t) - P(0)| / sum_i |p_i| (and the same for angular momentum of clusters) in NVE; "
+       "norm(P(t) - P(0)) / sum_i norm(p_i) (and the same for the angular momentum of clusters) in NVE; "
        "velocity Verlet conserves both exactly when sum F = 0 (and sum r x F = 0): round-off "
        "gives ~1e-14 (float64, EMT), float32 forces ~1e-7")
 define("md_bond_compression", "Å", 0.5, 0.5,
-       "collapse: an atom's bond stays > 0.5 Å shorter than the model's dimer bond length, "
+       "collapse: a bond (pair i-j) stays > 0.5 Å shorter than the model's dimer bond length, "
        "averaged over 100 fs (Fu et al. 2022, arXiv:2210.07237: a bond deviating by > 0.5 Å "
        "from equilibrium marks an unstable simulation); the 100 fs average removes thermal "
        "excursions at 1.5 Tm (EMT's closest approach is 0.6 Å inside its crystal distance), "
@@ -87,7 +87,7 @@ define("md_temperature_jump", "1", 10.0, 10.0,
        "explosion: T rises by this factor within 10 steps (MLIPAudit flags a 100x jump between "
        "frames 100 steps apart); EMT on 13 atoms: <= 2.5x")
 define("md_coordination_change", "1", 0.5, 0.5,
-       "|CN_end/CN_start - 1| (neighbours within (1+sqrt 2)/2 of the reference nearest-neighbour "
+       "abs(CN_end/CN_start - 1) (neighbours within (1+sqrt 2)/2 of the reference nearest-neighbour "
        "distance); EMT at 1.5 Tm: <= 0.03 in bulk; isolated clusters are judged on a rise only "
        "(EMT's 13-atom cluster melts and evaporates atoms: -0.32 in 1 ps, -0.52 in 20 ps)")
 
