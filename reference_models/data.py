@@ -1,7 +1,7 @@
 """Training data for the reference models: EMT labels on a configuration-sampling plan.
 
 The oracle is ASE's EMT (``ase.calculators.emt.EMT``).  :data:`PLAN` lists the
-conditions sampled for pure Cu and a random Cu–Au alloy; every condition yields a few
+conditions sampled for pure Cu and a random Cu–Au alloy; every condition yields four
 independent Langevin trajectories (one random stream per trajectory, derived from the
 global seed and the trajectory's position in the plan), and each trajectory a few
 snapshots after equilibration:
@@ -10,16 +10,20 @@ snapshots after equilibration:
 config     what is sampled
 ========== ======================================================================
 md_bulk    fcc bulk (32 atoms) at 300 K to 2400 K, above EMT's melting point
-strain     fcc bulk under a random homogeneous strain: hydrostatic +-6 % or shear
-           +-5 % (symmetric strain tensor), MD at 500 K
+strain     snapshots of fcc bulk MD at 500 K, each under its own random homogeneous
+           strain: hydrostatic +-6 % or traceless shear +-5 % (symmetric tensor)
 vacancy    bulk with one or two vacancies, MD at 700 K and 1300 K
 surface    fcc(111) and fcc(100) slabs, 4 layers + vacuum (periodic cell), 300/900 K
 cluster    isolated 13- and 38-atom clusters (no cell), 300 K and 800 K
+dimer      isolated Cu-Cu, Cu-Au, Au-Au dimers from 1.9 to 5.4 Å (12 points, training
+           only): the short-range wall and the approach to dissociation
+atom       one isolated Cu and one Au atom (training only): the reference energies
 ========== ======================================================================
 
 Every frame carries its plan in ``atoms.info``: ``system``, ``config_type``,
 ``temperature`` (K), ``strain`` (Voigt, xx yy zz yz xz xy), ``trajectory`` (id string),
-``frame``, ``fidelity`` ("high" for the oracle), ``oracle`` and ``seed``.  Labels are
+``condition`` (index of the plan line), ``replica``, ``frame``, ``fidelity`` ("high" for
+the oracle), ``oracle`` and ``seed``.  Labels are
 energy (eV), forces (eV/Å) and, for cells of rank 3, stress (eV/Å³), computed on the
 positions exactly as written to the file (they are round-tripped through the extxyz text
 first), so reading the file back gives self-consistent data.
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ase import units
+from ase import Atoms, units
 from ase.build import bulk, fcc100, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
@@ -92,8 +96,8 @@ class Condition:
     system: str
     config_type: str
     temperature: float
-    n_trajectories: int = 2
-    n_frames: int = 5
+    n_trajectories: int = 4
+    n_frames: int = 4
     options: dict = field(default_factory=dict)
 
 
@@ -103,18 +107,27 @@ def _plan() -> list[Condition]:
         base = {"au_fraction": au}
         temps = (300, 700, 1100, 1500, 2400) if system == "Cu" else (300, 900, 1500, 2400)
         plan += [Condition(system, "md_bulk", t, options=base) for t in temps]
-        plan += [Condition(system, "strain", 500, 3, options={**base, "strain": kind,
-                                                              "size": size})
+        plan += [Condition(system, "strain", 500, options={**base, "strain": kind, "size": size})
                  for kind, size in (("hydrostatic", 0.06), ("shear", 0.05))]
-        plan += [Condition(system, "vacancy", t, 1, options={**base, "vacancies": v})
+        plan += [Condition(system, "vacancy", t, options={**base, "vacancies": v})
                  for t, v in ((700, 1), (1300, 2))]
         if au == 0.5:
             continue
-        plan += [Condition(system, "surface", t, 1, options={**base, "surface": s})
+        plan += [Condition(system, "surface", t, options={**base, "surface": s})
                  for s in ("111", "100") for t in (300, 900)]
-        plan += [Condition(system, "cluster", t, 1, options={**base, "cluster": c})
+        plan += [Condition(system, "cluster", t, options={**base, "cluster": c})
                  for c in ("ico13", "octa38") for t in (300, 800)]
+    # isolated dimers: the short-range wall and the approach to dissociation
+    plan += [Condition(system, "dimer", 0.0, 1, 12, {"pair": pair})
+             for system, pair in (("Cu", "CuCu"), ("CuAu", "CuAu"), ("CuAu", "AuAu"))]
+    # isolated atoms: all descriptors vanish, so they pin the reference energies e0
+    plan += [Condition(system, "atom", 0.0, 1, 1, {"pair": element})
+             for system, element in (("Cu", "Cu"), ("CuAu", "Au"))]
     return plan
+
+
+#: Dimer distances (Å) of the plan's dimer scans.
+DIMER_DISTANCES = (1.9, 5.4)
 
 
 #: The configuration-sampling plan of the shipped data set.
@@ -129,6 +142,11 @@ def trajectories(plan=None) -> list[tuple[int, Condition, int]]:
         for replica in range(condition.n_trajectories):
             out.append((len(out), condition, replica))
     return out
+
+
+def _condition_index(condition: Condition, plan=None) -> int:
+    plan = PLAN if plan is None else plan
+    return next(k for k, c in enumerate(plan) if c is condition)
 
 
 def _lattice(au_fraction: float) -> float:
@@ -163,7 +181,8 @@ def initial_structure(condition: Condition, rng):
     -------
     atoms : ase.Atoms
     strain : ndarray, shape (6,)
-        Applied strain in Voigt order xx, yy, zz, yz, xz, xy.
+        Strain of the starting structure in Voigt order xx, yy, zz, yz, xz, xy (zero:
+        strained frames get their own strain, see :func:`generate_trajectory`).
     """
     opt = condition.options
     au = opt.get("au_fraction", 0.0)
@@ -183,11 +202,18 @@ def initial_structure(condition: Condition, rng):
     atoms = _substitute(atoms, au, rng)
     if condition.config_type == "vacancy":
         del atoms[sorted(rng.choice(len(atoms), opt["vacancies"], replace=False).tolist())]
-    if condition.config_type == "strain":
-        eps = _random_strain(opt["strain"], opt["size"], rng)
-        atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps).T, scale_atoms=True)
-    voigt = eps[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-    return atoms, voigt
+    return atoms, _voigt(eps)
+
+
+def _voigt(eps) -> np.ndarray:
+    return eps[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]].copy()
+
+
+def strained(atoms, eps):
+    """Copy of ``atoms`` with cell and positions deformed by ``(1 + eps)``."""
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ (np.eye(3) + eps).T, scale_atoms=True)
+    return out
 
 
 def _round_trip(atoms):
@@ -215,7 +241,8 @@ def label(atoms, calculator=None):
     return atoms
 
 
-def generate_trajectory(index: int, condition: Condition, replica: int, seed: int = SEED):
+def generate_trajectory(index: int, condition: Condition, replica: int, seed: int = SEED,
+                        condition_index: int = -1):
     """Frames of one trajectory of the plan (deterministic in ``seed`` and ``index``).
 
     Returns
@@ -224,23 +251,47 @@ def generate_trajectory(index: int, condition: Condition, replica: int, seed: in
         Labelled snapshots with the plan in ``info``.
     """
     rng = np.random.default_rng([seed, index])
+    tid = f"{condition.system}/{condition.config_type}/T{condition.temperature:g}/{index:03d}"
+    meta = dict(system=condition.system, config_type=condition.config_type,
+                temperature=float(condition.temperature), trajectory=tid,
+                condition=condition_index, replica=replica, fidelity="high", oracle="EMT",
+                seed=seed)
+    if condition.config_type in ("dimer", "atom"):
+        return _dimer_scan(condition, rng, meta)
     atoms, strain = initial_structure(condition, rng)
     atoms.calc = EMT()
     thermalize_momenta(atoms, condition.temperature, rng=rng)
     atoms.set_constraint(FixCom())
     dyn = Langevin(atoms, TIMESTEP_FS * units.fs, temperature_K=condition.temperature,
                    friction=FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
-    tid = f"{condition.system}/{condition.config_type}/T{condition.temperature:g}/{index:03d}"
     frames = []
     dyn.run(EQUILIBRATION_STEPS)
     for frame in range(condition.n_frames):
         if frame:
             dyn.run(STEPS_BETWEEN_FRAMES)
+        frame_strain = strain
+        snapshot = atoms
+        if condition.config_type == "strain":
+            # every frame its own random strain of the thermal snapshot: the strain
+            # range is covered by all trajectories, not one value per trajectory
+            eps = _random_strain(condition.options["strain"], condition.options["size"], rng)
+            snapshot, frame_strain = strained(atoms, eps), _voigt(eps)
+        snap = label(_round_trip(snapshot))
+        snap.info.update(meta, strain=frame_strain, frame=frame)
+        frames.append(snap)
+    return frames
+
+
+def _dimer_scan(condition: Condition, rng, meta):
+    """Isolated dimers at evenly spaced distances along random directions (or one atom)."""
+    a, b = condition.options["pair"][:2], condition.options["pair"][2:]
+    frames = []
+    for frame, r in enumerate(np.linspace(*DIMER_DISTANCES, condition.n_frames)):
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        atoms = Atoms([a, b], positions=[np.zeros(3), r * direction]) if b else Atoms(a)
         snap = label(_round_trip(atoms))
-        snap.info.update(
-            system=condition.system, config_type=condition.config_type,
-            temperature=float(condition.temperature), strain=strain.copy(),
-            trajectory=tid, frame=frame, fidelity="high", oracle="EMT", seed=seed)
+        snap.info.update(meta, strain=np.zeros(6), frame=frame)
         frames.append(snap)
     return frames
 
@@ -265,7 +316,8 @@ def generate(seed: int = SEED, plan=None, select=None):
     frames = []
     for index, condition, replica in trajectories(plan):
         if keep is None or index in keep:
-            frames += generate_trajectory(index, condition, replica, seed)
+            frames += generate_trajectory(index, condition, replica, seed,
+                                          _condition_index(condition, plan))
     return frames
 
 
@@ -287,29 +339,32 @@ def load(path=None):
     return read(DATA_FILE if path is None else path, index=":", format="extxyz")
 
 
-def split_by_trajectory(structures, test_fraction: float = 0.2, seed: int = 0):
+def split_by_trajectory(structures, test_fraction: float = 0.25, seed: int = 0):
     """Split into train and test sets by whole trajectories, stratified by plan line.
 
-    Within every (system, config_type) group about ``test_fraction`` of the trajectories
-    (at least one when the group has three or more) go to the test set, so no test frame
-    has a correlated sibling from the same trajectory in the training set.
+    Trajectories are grouped by their plan condition (``info["condition"]``: system,
+    configuration type, temperature and options); within each group about
+    ``test_fraction`` of the trajectories (at least one when the group has two or more)
+    go to the test set.  The test set is thus sampled with the same plan as the training
+    set, and no test frame has a correlated sibling from its own trajectory in training.
 
     Returns
     -------
     train, test : list of ase.Atoms
     """
     rng = np.random.default_rng(seed)
-    groups: dict[tuple, list[str]] = {}
+    groups: dict = {}
     for atoms in structures:
-        key = (atoms.info["system"], atoms.info["config_type"])
-        tid = atoms.info["trajectory"]
+        info = atoms.info
+        key = info.get("condition", (info["system"], info["config_type"]))
+        tid = info["trajectory"]
         if tid not in groups.setdefault(key, []):
             groups[key].append(tid)
     test_ids = set()
-    for key in sorted(groups):
+    for key in sorted(groups, key=str):
         ids = sorted(groups[key])
         n_test = int(round(test_fraction * len(ids)))
-        if len(ids) >= 3:
+        if len(ids) >= 2:
             n_test = max(n_test, 1)
         test_ids.update(rng.permutation(ids)[:n_test].tolist())
     train = [a for a in structures if a.info["trajectory"] not in test_ids]
@@ -380,7 +435,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     frames = []
     for index, condition, replica in trajectories():
-        frames += generate_trajectory(index, condition, replica, args.seed)
+        frames += generate_trajectory(index, condition, replica, args.seed,
+                                      _condition_index(condition))
         print(f"trajectory {index:3d} {frames[-1].info['trajectory']:28s} "
               f"{len(frames):4d} frames", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -266,7 +266,10 @@ class DensityExpansion:
             ``dE/d epsilon`` in eV (strain derivative at fixed fractional coordinates);
             stress is ``virial / volume``.
         """
-        g = self.pair_gradient(w)
+        return self.scatter_pair_gradient(self.pair_gradient(w))
+
+    def scatter_pair_gradient(self, g):
+        """Forces (N, 3) in eV/Å and virial (3, 3) in eV from dE/dr_p (P, 3)."""
         n = self.n_atoms
         forces = np.empty((n, 3))
         for a in range(3):
@@ -427,6 +430,9 @@ class Descriptor:
     r_min : float, default 1.5
         Lower end (Å) of the interval [r_min, r_c] mapped onto [-1, 1] for the Chebyshev
         polynomials; shorter distances are extrapolated smoothly.
+    radial_decay : float, default 0.0
+        If positive (1/Å), the Chebyshev argument is linear in ``exp(-radial_decay r)``
+        instead of r (see :meth:`scaled_distance`).
     n_cubic : int, default 0
         Number of radial functions per element whose densities also enter as cubic
         products ``M0_a M0_b M0_c`` (a <= b <= c): the curvature of an embedding
@@ -439,7 +445,8 @@ class Descriptor:
     """
 
     def __init__(self, species, cutoff: float = 5.5, r_on: float = 0.0, n_radial: int = 8,
-                 n_angular: int = 5, l_max: int = 3, r_min: float = 1.5, n_cubic: int = 0):
+                 n_angular: int = 5, l_max: int = 3, r_min: float = 1.5, n_cubic: int = 0,
+                 radial_decay: float = 0.0):
         self.species = [str(s) for s in species]
         unknown = [s for s in self.species if s not in atomic_numbers]
         if unknown or len(set(self.species)) != len(self.species) or not self.species:
@@ -449,6 +456,9 @@ class Descriptor:
         if not 1 <= n_angular <= n_radial or l_max < 1:
             raise ValueError("need 1 <= n_angular <= n_radial and l_max >= 1")
         self.cutoff, self.r_on, self.r_min = float(cutoff), float(r_on), float(r_min)
+        if radial_decay < 0:
+            raise ValueError("need radial_decay >= 0")
+        self.radial_decay = float(radial_decay)
         self.n_radial, self.n_angular, self.l_max = int(n_radial), int(n_angular), int(l_max)
         self.n_species = len(self.species)
         self._z_to_index = np.full(len(chemical_symbols), -1)
@@ -517,7 +527,7 @@ class Descriptor:
         """Constructor arguments (to store next to fitted weights)."""
         return dict(species=list(self.species), cutoff=self.cutoff, r_on=self.r_on,
                     n_radial=self.n_radial, n_angular=self.n_angular, l_max=self.l_max,
-                    r_min=self.r_min, n_cubic=self.n_cubic)
+                    r_min=self.r_min, n_cubic=self.n_cubic, radial_decay=self.radial_decay)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -550,13 +560,28 @@ class Descriptor:
 
     def radial(self, r):
         """Radial functions and derivatives, each of shape (P, n_radial), r in Å."""
-        x = 2.0 * (r - self.r_min) / (self.cutoff - self.r_min) - 1.0
+        x, dxdr = self.scaled_distance(r)
         t, dt = chebyshev(x, self.n_radial)
         fc, dfc, _ = quintic_switch(r, self.r_on, self.cutoff)
-        scale = 2.0 / (self.cutoff - self.r_min)
         values = np.ascontiguousarray(t * fc[:, None])
-        derivatives = np.ascontiguousarray(dt * (scale * fc)[:, None] + t * dfc[:, None])
+        derivatives = np.ascontiguousarray(dt * (dxdr * fc)[:, None] + t * dfc[:, None])
         return values, derivatives
+
+    def scaled_distance(self, r):
+        """Chebyshev argument x(r) in [-1, 1] over [r_min, r_c] and dx/dr in 1/Å.
+
+        With ``radial_decay = alpha > 0`` x is linear in ``exp(-alpha r)``, so the
+        polynomials ``T_k(x)`` span the exponentials ``exp(-k alpha r)`` -- the natural
+        shape of densities and pair repulsion in metals; otherwise x is linear in r.
+        """
+        if self.radial_decay == 0:
+            scale = 2.0 / (self.cutoff - self.r_min)
+            return scale * (r - self.r_min) - 1.0, np.full_like(r, scale)
+        alpha = self.radial_decay
+        e = np.exp(-alpha * (r - self.r_min))
+        e_c = np.exp(-alpha * (self.cutoff - self.r_min))
+        scale = 2.0 / (1.0 - e_c)
+        return scale * (e - e_c) - 1.0, -alpha * scale * e
 
     def monomials(self, u, count: int) -> np.ndarray:
         """The first ``count`` unnormalised monomials (ordered by degree) of u (P, 3): (P, count)."""

@@ -177,36 +177,35 @@ class ResidualNetwork:
     def descriptor(self) -> Descriptor:
         return self.linear.descriptor
 
-    def atomic_energies(self, expansion, features=None):
-        """Per-atom energies (N,) in eV and dE/dG (N, D)."""
-        g = expansion.features() if features is None else features
-        e, w = self.linear.atomic_energies(expansion, g)
-        w = w.copy()
+    def network_energies(self, expansion, features):
+        """MLP per-atom energies (N,) in eV and their gradients dE/dG (N, D)."""
+        g = features
+        e = np.zeros(len(g))
+        w = np.zeros_like(g)
         idx = expansion.species_index
         for k, p in enumerate(self.params):
             rows = np.flatnonzero(idx == k)
             if len(rows) == 0:
                 continue
-            x = (g[rows] - self.mean[k]) / self.scale[k]
-            out, cache = MLP.forward(p, x)
-            e[rows] += out
-            w[rows] += MLP.input_gradient(p, cache) / self.scale[k]
+            out, cache = MLP.forward(p, (g[rows] - self.mean[k]) / self.scale[k])
+            e[rows] = out
+            w[rows] = MLP.input_gradient(p, cache) / self.scale[k]
         return e, w
 
     def evaluate(self, atoms) -> dict:
         """Energy (eV), energies (N,), forces (N, 3) eV/Å and virial (3, 3) eV."""
         exp = self.descriptor.expand(atoms)
-        e, w = self.atomic_energies(exp)
-        forces, virial = exp.vjp(w)
-        return dict(energy=e.sum(), energies=e, forces=forces, virial=virial)
+        g = exp.features()
+        e_nn, w_nn = self.network_energies(exp, g)
+        return self.linear.evaluate_expansion(exp, g, e_nn, w_nn)
 
     def to_arrays(self) -> dict:
-        return dict(linear_e0=self.linear.e0, linear_w=self.linear.w, mean=self.mean,
-                    scale=self.scale, **{f"mlp.{k}": v for k, v in _flat(self.params).items()})
+        return dict(**self.linear.to_arrays(), mean=self.mean, scale=self.scale,
+                    **{f"mlp.{k}": v for k, v in _flat(self.params).items()})
 
     @classmethod
     def from_arrays(cls, descriptor, arrays):
-        linear = LinearModel(descriptor, arrays["linear_e0"], arrays["linear_w"])
+        linear = LinearModel.from_arrays(descriptor, arrays)
         flat = {k[4:]: v for k, v in arrays.items() if k.startswith("mlp.")}
         return cls(linear, arrays["mean"], arrays["scale"], _unflat(flat, descriptor.n_species))
 
@@ -240,8 +239,8 @@ def make_batches(structures, linear: LinearModel, n_batches: int, rng):
         for b, k in enumerate(chunk):
             atoms = structures[k]
             exp = linear.descriptor.expand(atoms)
-            e_lin, w = linear.atomic_energies(exp)
-            f_lin, v_lin = exp.vjp(w)
+            out = linear.evaluate_expansion(exp)
+            e_lin, f_lin, v_lin = out["energies"], out["forces"], out["virial"]
             ref = atoms.calc.results
             has_s.append("stress" in ref and exp.volume is not None)
             vol.append(exp.volume if has_s[-1] else 1.0)
@@ -360,7 +359,8 @@ def _standardisation(batches, n_species, n_features):
 def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 32,
                    epochs: int = 100, n_batches: int = 4, lr: float = 3e-3,
                    sigma_e: float = 0.002, sigma_f: float = 0.02, sigma_s: float = 0.0005,
-                   eval_every: int = 5, seed: int = 0, log=print):
+                   eval_every: int = 5, stop_after: int | None = None, seed: int = 0,
+                   log=print):
     """Fit the residual MLPs with Adam (cosine-decayed learning rate).
 
     The last layer starts at zero, so training starts from the linear model; with a
@@ -386,6 +386,9 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
         Loss scales in eV/atom, eV/Å and eV/Å³ (``sigma_s=None``: no stress term).
     eval_every : int
         Epochs between validation checks and progress lines.
+    stop_after : int, optional
+        Stop after this many epochs (of the schedule for ``epochs``): how a run selected
+        on validation data is repeated on all data.
     seed : int
     log : callable or None
         Progress printer.
@@ -415,7 +418,7 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
     best = (val_loss(), 0, {k: v.copy() for k, v in flat.items()})
     start = time.perf_counter()
     total = epochs * len(batches)
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, (epochs if stop_after is None else stop_after) + 1):
         acc = np.zeros(3)
         for b in rng.permutation(len(batches)):
             step_lr = lr * 0.5 * (1 + np.cos(np.pi * adam.t / total))
@@ -423,7 +426,7 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
                                                     batches[b], *sig)
             adam.step(_flat(grads), step_lr)
             acc += np.array(losses) / len(batches)
-        if epoch % eval_every == 0 or epoch == epochs:
+        if epoch % eval_every == 0 or epoch in (epochs, stop_after):
             vl = val_loss()
             if vl < best[0]:
                 best = (vl, epoch, {k: v.copy() for k, v in flat.items()})
@@ -435,7 +438,8 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
     if val is not None:
         flat = best[2]
     info = dict(n_hidden=n_hidden, epochs=epochs, n_batches=n_batches, lr=lr, seed=seed,
-                sigma_e=sigma_e, sigma_f=sigma_f, sigma_s=sigma_s, selected_epoch=best[1],
+                sigma_e=sigma_e, sigma_f=sigma_f, sigma_s=sigma_s, stop_after=stop_after,
+                selected_epoch=best[1],
                 validation_loss=float(best[0]) if val is not None else None)
     if log and val is not None:
         log(f"  kept epoch {best[1]} (validation loss {best[0]:.3f})")
@@ -507,21 +511,20 @@ class DirectForceModel:
         """Linear energy and stress; forces = linear forces + direct pair correction."""
         exp = self.descriptor.expand(atoms)
         g = exp.features()
-        e, w = self.linear.atomic_energies(exp, g)
-        forces, virial = exp.vjp(w)
+        out = self.linear.evaluate_expansion(exp, g)
         s, _, _ = self.pair_scalars(exp, self.atom_features(exp, g))
-        return dict(energy=e.sum(), energies=e,
-                    forces=forces + self.forces_from_scalars(exp, s), virial=virial)
+        out["forces"] = out["forces"] + self.forces_from_scalars(exp, s)
+        return out
 
     def to_arrays(self) -> dict:
-        return dict(linear_e0=self.linear.e0, linear_w=self.linear.w, mean=self.mean,
+        return dict(**self.linear.to_arrays(), mean=self.mean,
                     scale=self.scale, projection=self.projection,
                     penalised=np.array(self.penalised),
                     **{f"mlp.{k}": v for k, v in self.params.items()})
 
     @classmethod
     def from_arrays(cls, descriptor, arrays):
-        linear = LinearModel(descriptor, arrays["linear_e0"], arrays["linear_w"])
+        linear = LinearModel.from_arrays(descriptor, arrays)
         params = {k[4:]: v for k, v in arrays.items() if k.startswith("mlp.")}
         return cls(linear, arrays["projection"], arrays["mean"], arrays["scale"], params,
                    bool(arrays["penalised"]))

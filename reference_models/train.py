@@ -32,8 +32,8 @@ from .nn import train_direct, train_residual
 DESCRIPTOR = dict(species=["Cu", "Au"], cutoff=5.5, r_on=0.0, n_radial=8, n_angular=4,
                   l_max=2, n_cubic=5)
 #: Training settings of the shipped models.
-NN_SETTINGS = dict(n_hidden=32, epochs=100, n_batches=4, lr=3e-3)
-DIRECT_SETTINGS = dict(n_project=8, n_hidden=32, epochs=60, n_batches=4, lr=3e-3)
+NN_SETTINGS = dict(n_hidden=32, epochs=150, n_batches=16, lr=3e-3, eval_every=10)
+DIRECT_SETTINGS = dict(n_project=8, n_hidden=32, epochs=40, n_batches=16, lr=3e-3)
 DIRECT_PENALTY = 1.0
 
 
@@ -128,23 +128,38 @@ def multifidelity_demo(train, test_stats, descriptor, lam, n_high: int = 6, seed
     return table
 
 
+def condensed(structures):
+    """Structures other than isolated dimers and atoms (which only the linear fit sees)."""
+    return [a for a in structures if a.info.get("config_type") not in ("dimer", "atom")]
+
+
 def stage_nn(train, test, linear, seed=0, log=print):
-    fit, validation = data.split_by_trajectory(train, test_fraction=0.15, seed=seed + 1)
+    dimers = [a for a in train if a.info.get("config_type") in ("dimer", "atom")]
+    fit, validation = data.split_by_trajectory(condensed(train), test_fraction=0.15,
+                                                seed=seed + 1)
     log(f"[nn] residual MLP on top of the linear model: {NN_SETTINGS}; "
         f"{len(fit)} fit / {len(validation)} validation structures (split by trajectory)")
     t0 = time.perf_counter()
     # the validation trajectories must be unseen by the linear part too
-    base, _ = fit_linear(fit, linear.descriptor, lambdas=[linear.info.get("lam", 1e-10)],
-                         seed=seed)
+    base, _ = fit_linear(fit + dimers, linear.descriptor,
+                         lambdas=[linear.info.get("lam", 1e-10)], seed=seed)
     log(f"[nn] linear part refitted on the fit split in {time.perf_counter() - t0:.0f} s")
-    model = train_residual(fit, base, validation=validation, seed=seed, log=log,
-                           **NN_SETTINGS)
+    selection = train_residual(fit, base, validation=validation, seed=seed, log=log,
+                               **NN_SETTINGS)
+    best = selection.info["selected_epoch"]
+    log(f"[nn] validation selects epoch {best}; repeating the run on all "
+        f"{len(condensed(train))} training structures on top of the full linear model")
+    settings = {**NN_SETTINGS, "epochs": NN_SETTINGS["epochs"]}
+    model = train_residual(condensed(train), linear, seed=seed, log=log,
+                           stop_after=max(best, 0), **settings)
+    model.info["selected_epoch"] = best
     log(f"[nn] trained in {time.perf_counter() - t0:.0f} s")
     model.info["test"] = report(model, test, "nn (test)", log)
     return model
 
 
 def stage_direct(train, test, linear, penalty, seed=0, log=print):
+    train = condensed(train)
     name = "nn_direct_penalised" if penalty else "nn_direct"
     log(f"[{name}] direct-force pair MLP, penalty {penalty}: {DIRECT_SETTINGS}")
     t0 = time.perf_counter()

@@ -15,8 +15,10 @@ def test_shipped_file_is_small_and_complete(shipped):
     assert len(shipped) == sum(c.n_trajectories * c.n_frames for c in data.PLAN)
     kinds = {(a.info["system"], a.info["config_type"]) for a in shipped}
     for system in ("Cu", "CuAu"):
-        for config in ("md_bulk", "strain", "vacancy", "surface", "cluster"):
+        for config in ("md_bulk", "strain", "vacancy", "surface", "cluster", "dimer"):
             assert (system, config) in kinds
+    dimers = [a for a in shipped if a.info["config_type"] == "dimer"]
+    assert {str(a.symbols) for a in dimers} == {"Cu2", "CuAu", "Au2"}
 
 
 def test_plan_metadata_present(shipped):
@@ -28,7 +30,7 @@ def test_plan_metadata_present(shipped):
             assert key in atoms.info
         assert np.shape(atoms.info["strain"]) == (6,)
         assert atoms.get_forces().shape == (len(atoms), 3)
-        if atoms.info["config_type"] == "cluster":
+        if atoms.info["config_type"] in ("cluster", "dimer", "atom"):
             assert not atoms.pbc.any()
             assert "stress" not in atoms.calc.results
         else:
@@ -38,7 +40,7 @@ def test_plan_metadata_present(shipped):
 
 
 def test_regenerates_bit_for_bit(shipped):
-    select = [0, 31]  # a Cu MD trajectory and a later one of the plan
+    select = [0, 31, len(data.trajectories()) - 1]  # Cu MD, a strain series, a dimer scan
     fresh = data.generate(select=select)
     tids = {a.info["trajectory"] for a in fresh}
     stored = [a for a in shipped if a.info["trajectory"] in tids]
@@ -61,6 +63,10 @@ def test_split_by_trajectory(shipped):
     assert not train_ids & test_ids
     assert 0.1 < len(test) / len(shipped) < 0.35
     assert {a.info["system"] for a in test} == {"Cu", "CuAu"}
+    # every plan condition with several trajectories has one in each set
+    conditions = {a.info["condition"] for a in test}
+    assert conditions == {a.info["condition"] for a in shipped
+                          if a.info["config_type"] not in ("dimer", "atom")}
     again = data.split_by_trajectory(shipped)[1]
     assert [a.info["trajectory"] for a in again] == [a.info["trajectory"] for a in test]
 

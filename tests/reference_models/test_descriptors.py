@@ -10,10 +10,12 @@ from reference_models.descriptors import Descriptor, monomial_table
 SPECIES = ["Cu", "Au"]
 
 
-@pytest.fixture(scope="module")
-def descriptor():
+@pytest.fixture(scope="module", params=["linear_r", "exp_r"])
+def descriptor(request):
     # small basis keeps finite differences quick; r_on > 0 exercises the switch
-    return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3, n_cubic=3)
+    decay = 1.3 if request.param == "exp_r" else 0.0
+    return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3,
+                      n_cubic=3, radial_decay=decay)
 
 
 def periodic_triclinic():
