@@ -208,8 +208,12 @@ def structure_errors(model, structures) -> pd.DataFrame:
     if not isinstance(model, Model):
         model = Model(model)
     rows = []
-    for atoms in structures:
+    for k, atoms in enumerate(structures):
         lab = labels(atoms)
+        missing = [name for name in REQUIRED if name not in lab]
+        if missing:
+            raise DataError(f"structure {k} ({atoms.get_chemical_formula()}) has no "
+                            f"{' and no '.join(missing)} label to compare the model with")
         out = model.evaluate(atoms, ("energy", "forces"))
         n = len(atoms)
         sse = float(np.sum((out["forces"] - lab["forces"]) ** 2))

@@ -63,16 +63,23 @@ The threshold adapts to the training set: the same ratio is computed for every
 training structure left out of the training set (``nn_i / nn_j^(-i)`` with
 ``j`` the nearest neighbour of ``i`` and ``nn_j^(-i)`` the distance from ``j`` to
 its nearest training structure other than ``i``) and the threshold is a low
-``quantile`` (default 0.1 %) of these ratios: a test structure leaks when it is
-relatively closer to a training structure than (almost) any training structure
-is to another -- consecutive MD frames included. Exact duplicates inside the
-training set (distance < 1e-6) are merged first and counted; a test structure
-that close to a training structure always leaks.
+``quantile`` (default 0.1 %) of these ratios, clipped to [``min_ratio``,
+``max_ratio``] = [0.25, 0.35]: a test structure leaks when it is relatively
+closer to a training structure than (almost) any training structure is to
+another -- consecutive MD frames included. The bounds bracket what the shipped
+data show (copies rattled by 1e-3 Å <= 0.20, independent frames >= 0.40) and
+guard against the two ways the quantile goes wrong: scans (the frames of a
+dimer curve beyond ~5 Å, where every descriptor tends to zero, sit unnaturally
+close to each other, ratios down to 0.16) and small training sets (the 0.1 %
+quantile of 60 ratios is their minimum, 0.58 on a 60-structure subset). Exact duplicates inside the training set (distance < 1e-6) are
+merged first and counted; a test structure that close to a training structure
+always leaks.
 
-On the shipped EMT data (split by trajectory, 492/164 structures) the
-threshold is 0.27; every training structure rattled by 1e-3 Å has a ratio
-<= 0.20 (translated and rotated copies ~1e-12) and the closest independent test
-structure 0.46. (Frames 80 fs apart in one MD trajectory are as different as
+On the shipped EMT data (split by trajectory, 528/164 structures) every
+training structure rattled by 1e-3 Å has a ratio <= 0.20 (translated and
+rotated copies ~1e-12; the largest ratios are 300 K clusters, whose frames all
+sit near one minimum) and the closest independent test structure 0.40; the
+threshold is 0.25. (Frames 80 fs apart in one MD trajectory are as different as
 independent samples here, so even a random frame-by-frame split does not leak;
 a finer frame spacing would.)
 """
@@ -355,8 +362,9 @@ class LeakageReport:
         ``relative`` (ratio / threshold: < 1 leaks).
     threshold : float
         Threshold on the ratio (dimensionless).
-    quantile : float
-        Quantile of the training leave-one-out ratios that gave ``threshold``.
+    quantile, min_ratio, max_ratio : float
+        Quantile of the training leave-one-out ratios that gave ``threshold``, and
+        the bounds it was clipped to.
     leaked : ndarray of bool, shape (n_test,)
     nn_distance, nn_index, ratio : ndarray, shape (n_test,)
         Every test structure's nearest training structure, distance and ratio.
@@ -387,6 +395,8 @@ class LeakageReport:
     off_support: np.ndarray = field(repr=False)
     train_duplicates: int = 0
     whitener: Whitener | None = field(default=None, repr=False)
+    min_ratio: float = 0.0
+    max_ratio: float = 1.0
     errors: pd.DataFrame | None = None
     test_errors: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -412,7 +422,8 @@ class LeakageReport:
         lines = [f"{self.n_leaked} of {self.n_test} test structures ({100 * self.leaked_fraction:.1f}%)"
                  f" leak from the {self.n_train} training structures: closer to a training "
                  f"structure than {self.threshold:.3g} x its own nearest-neighbour distance "
-                 f"({100 * self.quantile:g}% quantile of the training set's leave-one-out ratios)"]
+                 f"(the training set's {100 * self.quantile:g}% quantile of leave-one-out ratios, "
+                 f"clipped to [{self.min_ratio:g}, {self.max_ratio:g}])"]
         if self.train_duplicates:
             lines.append(f"{self.train_duplicates} training structures duplicate another "
                          "training structure")
@@ -433,7 +444,8 @@ class LeakageReport:
         """JSON-ready summary (first ``max_pairs`` pairs)."""
         out = dict(n_train=self.n_train, n_test=self.n_test, n_leaked=self.n_leaked,
                    leaked_fraction=self.leaked_fraction, threshold=self.threshold,
-                   quantile=self.quantile, train_duplicates=self.train_duplicates,
+                   quantile=self.quantile, min_ratio=self.min_ratio, max_ratio=self.max_ratio,
+                   train_duplicates=self.train_duplicates,
                    n_off_support=int(self.off_support.sum()),
                    closest_independent_ratio=float(np.min(self.ratio[~self.leaked]))
                    if (~self.leaked).any() else None,
@@ -460,7 +472,9 @@ def _as_descriptors(data, descriptor, name):
 
 
 def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors=None,
-                        quantile: float = 0.001, shrinkage: float | str = "ledoit-wolf",
+                        quantile: float = 0.001, min_ratio: float = 0.25,
+                        max_ratio: float = 0.35,
+                        shrinkage: float | str = "ledoit-wolf",
                         eigenvalue_floor: float = 1e-6, chunk_size: int = 16384,
                         workers: int = -1) -> LeakageReport:
     """Find test structures that are (near-)copies of training structures.
@@ -480,6 +494,8 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         :func:`conformance.audits.data.structure_errors`) instead of ``model``.
     quantile : float
         Quantile of the training set's leave-one-out ratios giving the threshold.
+    min_ratio, max_ratio : float
+        Bounds of the threshold (see module doc).
     shrinkage, eigenvalue_floor
         Regularisation of the training covariance (see :class:`Whitener`).
     chunk_size : int
@@ -519,7 +535,7 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         raise DataError(f"training set: need at least 3 distinct structures, got {len(unique)}")
     tree = _tree(z_train[unique])
     nn_u, _, calibration = train_nearest_neighbours(tree, z_train[unique], chunk_size, workers)
-    threshold = float(np.quantile(calibration, quantile))
+    threshold = float(np.clip(np.quantile(calibration, quantile), min_ratio, max_ratio))
     nn_train = np.zeros(len(z_train))    # exact duplicates: 0
     nn_train[unique] = nn_u
     d, ju = nearest_neighbours(tree, whitener.transform(x_test), 1, chunk_size, workers)
@@ -546,4 +562,5 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         errors = error_summary(test_errors, {"all": np.ones(len(leaked), bool),
                                              "without leaked": ~leaked, "leaked": leaked})
     return LeakageReport(pairs, threshold, quantile, leaked, d, j, ratio, nn_train, calibration,
-                         off, len(z_train) - len(unique), whitener, errors, test_errors)
+                         off, len(z_train) - len(unique), whitener, min_ratio, max_ratio, errors,
+                         test_errors)

@@ -162,6 +162,16 @@ def _condition_cells(cond: dict, strain_bins: int) -> list[tuple[str, dict]]:
         cells.append((f"{label}/vac{opt['vacancies']}", dict(base, vacancies=int(opt["vacancies"]))))
     elif "surface" in opt:
         cells.append((f"{label}/{opt['surface']}", dict(base, surface=str(opt["surface"]))))
+    elif "pair" in opt:  # a dimer scan: composition and size from the pair's formula
+        from ase.formula import Formula
+
+        counts = Formula(str(opt["pair"])).count()
+        total = sum(counts.values())
+        crit = dict({k: v for k, v in base.items() if not k.startswith("x_")}, n_atoms=total)
+        for element, count in counts.items():
+            x = count / total
+            crit[f"x_{element}"] = (x - COMPOSITION_TOLERANCE, x + COMPOSITION_TOLERANCE)
+        cells.append((f"{label}/{opt['pair']}", crit))
     elif "cluster" in opt:
         found = re.search(r"(\d+)$", str(opt["cluster"]))
         crit = dict(base, n_atoms=int(found.group(1))) if found else dict(base)
@@ -182,7 +192,7 @@ def plan_cells(plan=None, strain_bins: int = 2) -> pd.DataFrame:
         * a list of :class:`reference_models.data.Condition` or of dicts with
           ``system``, ``config_type``, ``temperature`` and ``options`` (as in
           ``plan.json``: ``au_fraction``, ``strain`` + ``size``, ``vacancies``,
-          ``surface``, ``cluster``);
+          ``surface``, ``cluster``, ``pair``);
         * a dict with a ``conditions`` list (the ``plan.json`` format);
         * a list of dicts with ``cell`` (name) and ``criteria`` (axis -> value, or
           ``[lo, hi)`` interval): cells given directly.

@@ -34,7 +34,8 @@ define("data_leaked_fraction", "1", 0.0, 0.0,
 define("data_influential_outliers", "structures", 0.0, 0.0,
        "training structures whose deletion moves the linear reference fit beyond the median of "
        "F(p, n-p) (the classical 'D > 1' rule) while carrying a Bonferroni-significant residual: "
-       "a corrupted label, never honest data, in the shipped EMT set")
+       "a corrupted label, or a structure the reference model cannot represent that dominates "
+       "the fit; either deserves a look")
 define("data_uncovered_cells", "cells", 0.0, 0.0,
        "every cell of the sampling plan should hold training data; an empty cell is a condition "
        "the model never saw")
@@ -120,8 +121,9 @@ def mahalanobis_leakage(model, case, ctx, rng):
     with the (shrinkage-regularised) training covariance; a test structure
     leaks when its Mahalanobis distance to the nearest training structure,
     relative to that structure's own nearest-neighbour distance, is below the
-    0.1 % quantile of the same ratio within the training set. Reports the
-    leaked pairs and the model's test error with and without them.
+    0.1 % quantile of the same ratio within the training set (clipped to
+    [0.25, 0.35]). Reports the leaked pairs and the model's test error with and
+    without them.
     """
     if not (ctx.config.train and ctx.config.test):
         raise Skip("needs both --mlip-train and --mlip-test")
@@ -156,9 +158,11 @@ def influential_outliers(model, case, ctx, rng):
     stress rows together, and per property) in the weighted ridge fit of the
     linear reference model, from the hat-matrix blocks without refitting.
     Fails on structures above the F(p, n-p) median rule with a
-    Bonferroni-significant studentised residual; lists the 4/n screening set
-    with each structure's most suspicious label, and the test error after
-    pruning it.
+    Bonferroni-significant studentised residual (a corrupted label, or a
+    structure outside what the linear model can represent that dominates it:
+    on the shipped data the most compressed strain frames and the dimer scans);
+    lists the 4/n screening set with each structure's most suspicious label,
+    and the test error after pruning it.
     """
     if not ctx.config.train:
         raise Skip("needs --mlip-train")
