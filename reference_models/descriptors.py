@@ -176,25 +176,34 @@ class DensityExpansion:
         """Descriptors G, shape (N, D)."""
         d = self.descriptor
         n = self.n_atoms
-        m0 = self.m0.reshape(n, d.n_channels0)
-        m0t = np.ascontiguousarray(m0.T)                  # (C0, N): row gathers are fast
-        blocks = [m0, (m0t[d._iu0[0]] * m0t[d._iu0[1]]).T]
-        ma = self.ma.reshape(n, d.n_channelsa, d.n_ma)
-        for cols in d._lcols:
-            ml = ma[:, :, cols]
-            blocks.append(np.einsum("icm,idm->icd", ml, ml)[:, d._iua[0], d._iua[1]])
+        c0, s0 = d.n_channels0, d.n_channels0 + d.n_triu0
+        # built feature-major, (D, N), so every block is a contiguous row range and
+        # every gather a row copy; returned as its (N, D) transpose
+        gt = np.empty((d.n_features, n))
+        m0t = self.m0.reshape(n, c0).T
+        gt[:c0] = m0t
+        m0t = gt[:c0]
+        np.multiply(m0t[d._iu0[0]], m0t[d._iu0[1]], out=gt[c0:s0])
+        mat = np.ascontiguousarray(self.ma.reshape(n, d.n_channelsa, d.n_ma).transpose(1, 2, 0))
+        ia, ib = d._iua
+        for l, cols in enumerate(d._lcols):
+            ml = mat[:, cols]                                # (Ca, n_l, N)
+            start = s0 + l * d.n_triua
+            gt[start:start + d.n_triua] = np.einsum("tmn,tmn->tn", ml[ia], ml[ib])
         a, b, c = d._i3
-        blocks.append((m0t[a] * m0t[b] * m0t[c]).T)
-        return np.concatenate(blocks, axis=1)
+        if d.n_triple:
+            gt[d.n_features - d.n_triple:] = m0t[a] * m0t[b] * m0t[c]
+        return gt.T
 
     # -- reverse mode: forces and virial -----------------------------------------------
-    def pair_gradient(self, w) -> np.ndarray:
+    def pair_gradient(self, w, per_element: bool = False) -> np.ndarray:
         """dE/dr_p for every pair of a model with per-atom gradients ``w = dE/dG``.
 
         Parameters
         ----------
-        w : ndarray, shape (N, D)
-            dE/dG_i in eV per descriptor unit.
+        w : ndarray, shape (N, D), or (S, D) with ``per_element=True``
+            dE/dG_i in eV per descriptor unit; per element for a linear model, which
+            takes a faster path (the weights become small dense matrices per element).
 
         Returns
         -------
@@ -204,6 +213,47 @@ class DensityExpansion:
         d = self.descriptor
         n = self.n_atoms
         w = np.asarray(w, dtype=float)
+        if per_element:
+            gamma0, gammaa = self._moment_gradients_per_element(w)
+        else:
+            gamma0, gammaa = self._moment_gradients(w)
+        gamma0 = gamma0.reshape(n * d.n_species, d.n_radial)
+        gammaa = gammaa.reshape(n * d.n_species, d.n_angular, d.n_ma)
+        out = np.empty((len(self.i), 3))
+        for sl in _chunks(len(self.i)):
+            out[sl] = self._pair_gradient_chunk(sl, gamma0, gammaa)
+        return out
+
+    def _moment_gradients_per_element(self, w):
+        """dE/dM0 (N, C0) and dE/dMa (N, Ca, Ma) for per-element weights w (S, D)."""
+        d = self.descriptor
+        n = self.n_atoms
+        c0, ca, s0 = d.n_channels0, d.n_channelsa, d.n_channels0 + d.n_triu0
+        m0 = self.m0.reshape(n, c0)
+        ma = self.ma.reshape(n, ca, d.n_ma)
+        gamma0 = np.empty((n, c0))
+        gammaa = np.empty_like(ma)
+        for e in range(d.n_species):
+            rows = np.flatnonzero(self.species_index == e)
+            if len(rows) == 0:
+                continue
+            mats = d.weight_matrices(w[e])
+            me = m0[rows]
+            g0 = mats["linear"] + me @ mats["pair"]
+            if d.n_triple:
+                g0 += (me[:, :, None] * me[:, None, :]).reshape(len(rows), -1) @ mats["cubic"]
+            gamma0[rows] = g0
+            sub = ma[rows]
+            gsub = np.empty_like(sub)
+            for l, cols in enumerate(d._lcols):
+                gsub[:, :, cols] = np.matmul(mats["angular"][l], sub[:, :, cols])
+            gammaa[rows] = gsub
+        return gamma0, gammaa
+
+    def _moment_gradients(self, w):
+        """dE/dM0 (N, C0) and dE/dMa (N, Ca, Ma) for per-atom weights w (N, D)."""
+        d = self.descriptor
+        n = self.n_atoms
         c0, ca, s0 = d.n_channels0, d.n_channelsa, d.n_channels0 + d.n_triu0
         m0 = self.m0.reshape(n, c0)
         # feature-major (rows = channels or products) so that gathers are row copies;
@@ -225,12 +275,7 @@ class DensityExpansion:
             start = s0 + l * d.n_triua
             vl = (w[:, start:start + d.n_triua] @ d._esym).reshape(n, ca, ca)
             gammaa[:, :, cols] = 2.0 * np.matmul(vl, ma[:, :, cols])
-        gamma0 = gamma0.reshape(n * d.n_species, d.n_radial)
-        gammaa = gammaa.reshape(n * d.n_species, d.n_angular, d.n_ma)
-        out = np.empty((len(self.i), 3))
-        for sl in _chunks(len(self.i)):
-            out[sl] = self._pair_gradient_chunk(sl, gamma0, gammaa)
-        return out
+        return gamma0, gammaa
 
     def _pair_gradient_chunk(self, sl, gamma0, gammaa):
         """dE/dr_p for the pairs in slice ``sl`` given per-row moment gradients."""
@@ -533,6 +578,32 @@ class Descriptor:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"Descriptor({args})"
 
+    def weight_matrices(self, w) -> dict:
+        """One element's weights w (D,) as the matrices of dE/dM (linear model fast path).
+
+        Returns
+        -------
+        dict
+            ``linear`` (C0,), ``pair`` (C0, C0) with ``dE/dM0 = linear + M0 @ pair + ...``,
+            ``cubic`` (C0*C0, C0) acting on ``M0 ⊗ M0``, and ``angular`` (l_max of
+            (Ca, Ca)) with ``dE/dM_l = angular[l-1] @ M_l``.
+        """
+        c0, ca, s0 = self.n_channels0, self.n_channelsa, self.n_channels0 + self.n_triu0
+        ia, ib = self._iu0
+        pair = np.zeros((c0, c0))
+        np.add.at(pair, (ia, ib), w[c0:s0])
+        pair = pair + pair.T                       # d(sum w M_a M_b)/dM
+        cubic = np.zeros((c0, c0, c0))             # [(x, y), z]: dE/dM_z += w M_x M_y
+        w3 = w[self.n_features - self.n_triple:]
+        a, b, c = self._i3
+        np.add.at(cubic, (b, c, a), w3)
+        np.add.at(cubic, (a, c, b), w3)
+        np.add.at(cubic, (a, b, c), w3)
+        angular = [2.0 * (w[s0 + l * self.n_triua:s0 + (l + 1) * self.n_triua] @ self._esym)
+                   .reshape(ca, ca) for l in range(self.l_max)]
+        return dict(linear=w[:c0], pair=pair, cubic=cubic.reshape(c0 * c0, c0),
+                    angular=angular)
+
     def feature_names(self) -> list[str]:
         """Human-readable name of each of the D features."""
         ch0 = [f"{s}{k}" for s in self.species for k in range(self.n_radial)]
@@ -622,7 +693,7 @@ class Descriptor:
         n, s = len(atoms), self.n_species
         r, dr = self.radial(nl.distance)
         u = nl.vector / nl.distance[:, None] if len(nl.i) else np.zeros((0, 3))
-        a = self.monomials(u, self._n_mono)[:, 1:] * self._coefficient
+        a = np.ascontiguousarray(self.monomials(u, self._n_mono)[:, 1:] * self._coefficient)
         rows_i = nl.i * s + species_index[nl.j]
         rows_j = nl.j * s + species_index[nl.i]
         p = len(nl.i)

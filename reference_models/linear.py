@@ -307,7 +307,12 @@ class LinearModel:
         """Per-atom energies (N,) in eV and dE/dG (N, D) for an expansion."""
         g = expansion.features() if features is None else features
         idx = expansion.species_index
-        return self.e0[idx] + np.einsum("id,id->i", g, self.w[idx]), self.w[idx]
+        return self.linear_energies(expansion, g), self.w[idx]
+
+    def linear_energies(self, expansion, features) -> np.ndarray:
+        """Per-atom energies (N,) in eV (without the core term)."""
+        idx = expansion.species_index
+        return self.e0[idx] + (features @ self.w.T)[np.arange(len(idx)), idx]
 
     kind = "linear"
 
@@ -331,10 +336,13 @@ class LinearModel:
             ``energy`` (eV), ``energies`` (N,), ``forces`` (N, 3) eV/Å, ``virial``
             (3, 3) eV, including the core repulsion.
         """
-        e, w = self.atomic_energies(expansion, features)
-        if extra_energies is not None:
-            e, w = e + extra_energies, w + extra_w
-        pair_g = expansion.pair_gradient(w)
+        g = expansion.features() if features is None else features
+        e = self.linear_energies(expansion, g)
+        if extra_energies is None:
+            pair_g = expansion.pair_gradient(self.w, per_element=True)
+        else:
+            e = e + extra_energies
+            pair_g = expansion.pair_gradient(self.w[expansion.species_index] + extra_w)
         if self.core is not None:
             e_core, g_core = self.core.evaluate(expansion)
             e, pair_g = e + e_core, pair_g + g_core

@@ -180,16 +180,23 @@ class ResidualNetwork:
     def network_energies(self, expansion, features):
         """MLP per-atom energies (N,) in eV and their gradients dE/dG (N, D)."""
         g = features
-        e = np.zeros(len(g))
-        w = np.zeros_like(g)
+        n = len(g)
+        e = np.zeros(n)
+        w = np.zeros((n, g.shape[1]))
         idx = expansion.species_index
         for k, p in enumerate(self.params):
             rows = np.flatnonzero(idx == k)
             if len(rows) == 0:
                 continue
-            out, cache = MLP.forward(p, (g[rows] - self.mean[k]) / self.scale[k])
-            e[rows] = out
-            w[rows] = MLP.input_gradient(p, cache) / self.scale[k]
+            # standardisation folded into the first layer: no (N, D) temporary
+            folded = dict(p, W1=p["W1"] / self.scale[k][:, None],
+                          b1=p["b1"] - (self.mean[k] / self.scale[k]) @ p["W1"])
+            out, cache = MLP.forward(folded, g if len(rows) == n else g[rows])
+            grad = MLP.input_gradient(folded, cache)
+            if len(rows) == n:
+                e, w = out, grad
+            else:
+                e[rows], w[rows] = out, grad
         return e, w
 
     def evaluate(self, atoms) -> dict:

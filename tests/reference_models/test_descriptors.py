@@ -200,3 +200,13 @@ def test_jvp_of_strain_matches_finite_differences(descriptor):
     fd = (descriptor.compute(strained(h)) - descriptor.compute(strained(-h))) / (2 * h)
     np.testing.assert_allclose(exp.jvp(pair_dr=exp.vector @ eps.T), fd, rtol=1e-5,
                                atol=1e-7 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("name", ["periodic", "cluster"])
+def test_per_element_fast_path_matches_general(descriptor, name):
+    atoms = CASES[name]()
+    w = np.random.default_rng(6).normal(size=(2, descriptor.n_features))
+    exp = descriptor.expand(atoms)
+    general = exp.pair_gradient(w[exp.species_index])
+    fast = exp.pair_gradient(w, per_element=True)
+    np.testing.assert_allclose(fast, general, rtol=1e-12, atol=1e-12 * np.abs(general).max())
