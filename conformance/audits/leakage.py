@@ -291,8 +291,18 @@ def nearest_neighbours(tree, queries, k: int = 1, chunk_size: int = 16384, worke
     return dist, index
 
 
-def deduplicate(points, tol: float = None):
+def deduplicate(points, tol: float | None = None, tree=None, nn=None):
     """Merge points closer than ``tol`` (default :data:`DUPLICATE_DISTANCE`).
+
+    Parameters
+    ----------
+    points : ndarray, shape (n, F)
+    tol : float, optional
+    tree : cKDTree, optional
+        Tree on ``points`` (built if not given).
+    nn : ndarray, shape (n,), optional
+        Distance of every point to its nearest other point (queried if not given);
+        only points with ``nn <= tol`` are searched for partners.
 
     Returns
     -------
@@ -306,10 +316,16 @@ def deduplicate(points, tol: float = None):
 
     tol = DUPLICATE_DISTANCE if tol is None else tol
     n = len(points)
-    pairs = _tree(points).query_pairs(tol, output_type="ndarray")
-    if len(pairs) == 0:
+    tree = _tree(points) if tree is None else tree
+    if nn is None:
+        nn = train_nearest_neighbours(tree, points)[0] if n > 1 else np.full(n, np.inf)
+    close = np.flatnonzero(nn <= tol)
+    if len(close) == 0:
         return np.arange(n), np.arange(n)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    balls = tree.query_ball_point(points[close], tol)
+    rows = np.concatenate([np.full(len(b), i) for i, b in zip(close, balls)])
+    cols = np.concatenate([np.asarray(b, dtype=int) for b in balls])
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     _, label = connected_components(graph, directed=False)
     first = np.full(label.max() + 1, n)
     np.minimum.at(first, label, np.arange(n))
@@ -530,11 +546,17 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
                         f"{x_test.shape[1]}")
     whitener = Whitener.fit(x_train, shrinkage, eigenvalue_floor)
     z_train = whitener.transform(x_train)
-    unique, representative = deduplicate(z_train)
+    tree = _tree(z_train)
+    nn_all, _, calibration = train_nearest_neighbours(tree, z_train, chunk_size, workers)
+    unique, representative = deduplicate(z_train, tree=tree, nn=nn_all)
     if len(unique) < 3:
         raise DataError(f"training set: need at least 3 distinct structures, got {len(unique)}")
-    tree = _tree(z_train[unique])
-    nn_u, _, calibration = train_nearest_neighbours(tree, z_train[unique], chunk_size, workers)
+    if len(unique) < len(z_train):   # rare: redo the geometry without the duplicates
+        tree = _tree(z_train[unique])
+        nn_u, _, calibration = train_nearest_neighbours(tree, z_train[unique], chunk_size,
+                                                        workers)
+    else:
+        nn_u = nn_all
     threshold = float(np.clip(np.quantile(calibration, quantile), min_ratio, max_ratio))
     nn_train = np.zeros(len(z_train))    # exact duplicates: 0
     nn_train[unique] = nn_u

@@ -23,8 +23,8 @@ Using the Cholesky factor ``A = L L^T`` and ``Q = X L^-T``: ``H_gg = Q_g Q_g^T``
 ``(b - b_(g))^T X^T X (b - b_(g)) = |v_g|² - (b - b_(g))^T Lambda (b - b_(g))``.
 ``p = tr(H)`` is the effective number of parameters (``p`` for ordinary least
 squares) and ``s² = |e|² / (n - p)``. Cost: one Cholesky, ``n p²`` for ``Q``
-and an ``m x m`` eigen-decomposition per group of ``m`` rows (batched over
-groups of equal size); no refit. With one row per group this is the classical
+and an ``m x m`` solve per group of ``m`` rows (batched over groups of equal
+size); no refit. With one row per group this is the classical
 Cook's distance ``r_i² h_i / (p (1 - h_i))`` (tested against statsmodels).
 A group whose ``H_gg`` has an eigenvalue 1 alone determines some parameter:
 ``D_g = inf``.
@@ -231,12 +231,16 @@ def grouped_cooks_distance(X, y, groups, *, weights=None, ridge=None, kinds=None
             rows = order[(starts[gs][:, None] + np.arange(size)[None, :])]       # (G, m)
             qg = q[rows]                                                        # (G, m, p)
             eg = e[rows]                                                        # (G, m)
-            hgg = qg @ qg.transpose(0, 2, 1)
-            ev, vec = np.linalg.eigh(hgg)
-            one_minus = 1.0 - ev
-            singular[gs] = one_minus.min(axis=1) <= 1e-10
-            coef = np.einsum("gmk,gm->gk", vec, eg) / np.where(one_minus > 1e-10, one_minus, np.inf)
-            u = np.einsum("gmk,gk->gm", vec, coef)
+            m_mat = np.eye(size) - qg @ qg.transpose(0, 2, 1)                  # I - H_gg
+            try:    # positive definite unless a group alone determines a parameter
+                np.linalg.cholesky(m_mat)
+                u = np.linalg.solve(m_mat, eg[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:
+                u = np.empty_like(eg)
+                for i in range(len(gs)):   # rare: eigen-decompose to find the singular groups
+                    ev, vec = np.linalg.eigh(m_mat[i])
+                    singular[gs[i]] = ev.min() <= 1e-10
+                    u[i] = vec @ ((vec.T @ eg[i]) / np.where(ev > 1e-10, ev, np.inf))
             v[gs] = np.einsum("gmp,gm->gp", qg, u)
     delta = scipy.linalg.solve_triangular(chol.T, v.T, lower=False).T           # b - b_(g)
     quad = np.einsum("gp,gp->g", v, v) - np.einsum("gp,p,gp->g", delta, lam, delta)
