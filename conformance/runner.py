@@ -73,6 +73,9 @@ def reproducer_command(config: RunConfig, check: str, case: str) -> str:
         parts.append(f"--mlip-precision={config.precision}")
     if config.structures:
         parts.append(f"--mlip-structures={config.structures}")
+    for key in ("train", "test"):  # data files of the data audits
+        if getattr(config, key):
+            parts.append(f"--mlip-{key}={getattr(config, key)}")
     parts.append(f"--mlip-seed={config.seed}")
     parts.append(f"-k '{check} and {case}'")
     return " ".join(parts)

@@ -106,12 +106,6 @@ def _files(ctx) -> str:
     return ", ".join(parts)
 
 
-def _reproducer(ctx) -> str:
-    extra = "".join(f" --mlip-{k}={v}" for k, v in (("train", ctx.config.train),
-                                                      ("test", ctx.config.test)) if v)
-    return (ctx.reproducer + extra) if ctx.reproducer else ""
-
-
 @check(family="data", needs=(), cases=DATA, calls="n_test (energy and forces of every test "
        "structure)", unit="1")
 def mahalanobis_leakage(model, case, ctx, rng):
@@ -145,7 +139,7 @@ def mahalanobis_leakage(model, case, ctx, rng):
                  f"{top.distance:.2g}, {top.ratio:.2g} x its nearest-neighbour distance)")
     fields = [Field("leaked test fraction", report.leaked_fraction,
                     ctx.tol["data_leaked_fraction"], "1", where)]
-    return Verdict(fields, what=_files(ctx), reproducer=_reproducer(ctx),
+    return Verdict(fields, what=_files(ctx),
                    details=report.to_dict(), note="\n".join(x for x in (report.summary(), note) if x))
 
 
@@ -185,7 +179,7 @@ def influential_outliers(model, case, ctx, rng):
                     ctx.tol["data_influential_outliers"], "structures", where)]
     details = report.to_dict()
     details["strongly_influential"] = [int(k) for k in strict.index]
-    return Verdict(fields, what=_files(ctx), reproducer=_reproducer(ctx), details=details,
+    return Verdict(fields, what=_files(ctx), details=details,
                    note=report.summary())
 
 
@@ -232,5 +226,5 @@ def sampling_coverage(model, case, ctx, rng):
                             ctx.tol["data_extrapolating_fraction"], "1",
                             f"test {int(worst.test_index)} at {worst.ratio:.2g} x the threshold"
                             if worst is not None and worst.extrapolating else ""))
-    return Verdict(fields, what=_files(ctx), reproducer=_reproducer(ctx),
+    return Verdict(fields, what=_files(ctx),
                    details=report.to_dict(), note=report.summary())
