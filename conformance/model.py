@@ -31,6 +31,11 @@ class MissingProperty(RuntimeError):
     """The model does not implement a property a check needs."""
 
 
+class InputError(ValueError):
+    """The user's input (a data file, a structure file) cannot be used; reported as an
+    ``error`` result with this message and no traceback."""
+
+
 class Skip(Exception):
     """Raised by a check that does not apply to this model/case (with the reason)."""
 

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .config import RunConfig
-from .model import MissingProperty, Model, ModelError, Skip
+from .model import InputError, MissingProperty, Model, ModelError, Skip
 from .registry import CheckSpec
 from .result import CheckResult, Verdict, judge
 from .structures import Case
@@ -104,6 +104,9 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
         return CheckResult(status="skipped", message=str(exc), n_calls=model.n_calls - calls_before, **base)
     except ModelError as exc:
         return CheckResult(status="error", message=f"model error: {exc}",
+                           n_calls=model.n_calls - calls_before, **base)
+    except InputError as exc:
+        return CheckResult(status="error", message=f"input error: {exc}",
                            n_calls=model.n_calls - calls_before, **base)
     except Exception as exc:  # a bug in the check itself, reported, not raised
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))

@@ -128,7 +128,8 @@ def test_a_bad_data_file_is_an_error_result_naming_it(tmp_path):
     report = audit("ase:EMT", species=["Cu"], checks=["sampling_coverage"], train=str(path))
     result = report["sampling_coverage[train_test]"]
     assert result.status == "error"
-    assert "DataError" in result.message and "nickel.extxyz: species not known" in result.message
+    assert result.message.startswith("input error: ") and "Traceback" not in result.message
+    assert "nickel.extxyz: species not known to the model: Ni (frames 0, 1, 2)" in result.message
 
 
 def test_pytest_in_an_empty_directory_with_train_and_test_files(pytester, data_files):

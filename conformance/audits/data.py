@@ -24,13 +24,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..model import InputError
+
 __all__ = ["DataError", "read_labelled", "check_labelled", "labels", "structure_errors",
            "error_summary", "species_of"]
 
 REQUIRED = ("energy", "forces")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data file or data set cannot be audited (empty, unlabelled, unknown species)."""
 
 
