@@ -11,7 +11,9 @@ Modules: :mod:`.switching` (quintic cutoff), :mod:`.neighbors` (vesin neighbour 
 :mod:`.descriptors` (density-expansion descriptors with analytic derivatives),
 :mod:`.data` (EMT training data and sampling plan), :mod:`.linear` (weighted ridge fit,
 Pareto front, multi-fidelity), :mod:`.nn` (residual MLP and direct-force model),
-:mod:`.calculator` (ASE calculator, parameter files), :mod:`.train` (command line).
+:mod:`.core` (fixed short-range repulsion), :mod:`.calculator` (ASE calculator,
+parameter files), :mod:`.metrics` (errors), :mod:`.train` (command line),
+:mod:`.speed` (timings next to EMT).
 """
 
 from __future__ import annotations

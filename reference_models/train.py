@@ -182,8 +182,9 @@ def check(name, path, log=print):
     log(f"[check] {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     failed = result.df[result.df["status"].isin(["failed", "error"])]
     for row in failed.head(20).itertuples():
+        message = str(getattr(row, "message", "")).splitlines()
         log(f"    {getattr(row, 'check', '?')} {getattr(row, 'case', '')}: "
-            f"{getattr(row, 'message', '')}")
+            f"{message[0] if message else ''}")
     return result
 
 
