@@ -228,7 +228,7 @@ class DensityExpansion:
         """dE/dM0 (N, C0) and dE/dMa (N, Ca, Ma) for per-element weights w (S, D)."""
         d = self.descriptor
         n = self.n_atoms
-        c0, ca, s0 = d.n_channels0, d.n_channelsa, d.n_channels0 + d.n_triu0
+        c0, ca = d.n_channels0, d.n_channelsa
         m0 = self.m0.reshape(n, c0)
         ma = self.ma.reshape(n, ca, d.n_ma)
         gamma0 = np.empty((n, c0))
@@ -696,7 +696,6 @@ class Descriptor:
         a = np.ascontiguousarray(self.monomials(u, self._n_mono)[:, 1:] * self._coefficient)
         rows_i = nl.i * s + species_index[nl.j]
         rows_j = nl.j * s + species_index[nl.i]
-        p = len(nl.i)
         scatter_i = _scatter_matrix(rows_i, n * s)
         scatter_j = _scatter_matrix(rows_j, n * s)
         rank = np.linalg.matrix_rank(atoms.cell.array) if np.any(atoms.pbc) else 0

@@ -23,7 +23,7 @@ import numpy as np
 from . import PARAMS_DIR, data
 from .calculator import ReferenceCalculator, load_model, save_model
 from .descriptors import Descriptor
-from .linear import (KINDS, Sigmas, errors, fit_linear, fold_of, multifidelity_fit,
+from .linear import (KINDS, Sigmas, fit_linear, fold_of, multifidelity_fit,
                      normal_equations, pareto_front)
 from .metrics import EV_PER_A3_TO_GPA, force_std, rmse
 from .nn import train_direct, train_residual

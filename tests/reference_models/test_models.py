@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import bulk, fcc111
+from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.cluster import Icosahedron
 from scipy.spatial.transform import Rotation
