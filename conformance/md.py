@@ -192,14 +192,15 @@ def snapshot(atoms: Atoms, energy: float, forces: np.ndarray, step: int, dt_fs: 
 
 
 def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: str,
-           monitor: Monitor | None = None, n_frames: int = 200) -> MDRun:
+           monitor: Monitor | None = None, n_frames: int = 200, progress=None) -> MDRun:
     """Run ``dyn`` (an ASE MD object on ``atoms``) for ``n_steps``, recording every step.
 
     ``atoms.calc`` is replaced by an :class:`AuditedCalculator` on ``model``.
     The run stops early at the first :class:`Event` returned by
     ``monitor(step, atoms, forces)`` or at a model error (recorded in
     ``run.event`` / ``run.model_error``, never raised). About ``n_frames``
-    frames are kept, plus the last one.
+    frames are kept, plus the last one. ``progress(done, total, label)`` is called
+    after every step (the pytest plugin shows it for long runs).
     """
     atoms.calc = AuditedCalculator(model)
     n = len(atoms)
@@ -226,6 +227,8 @@ def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: s
             rows["fmax"].append(float(np.sqrt((forces * forces).sum(axis=1)).max()) if n else 0.0)
             if step % every == 0:
                 run.frames.append(snapshot(atoms, energy, forces, step, dt_fs))
+            if progress is not None:
+                progress(step + 1, n_steps + 1, label.split(",")[0])
             if monitor is not None:
                 event = monitor(step, atoms, forces)
                 if event is not None:

@@ -247,7 +247,7 @@ def nve_energy_drift(model, case, ctx, rng):
     for h, steps in ((dt, n_steps), (dt / 2, 2 * n_steps)):
         atoms = start.copy()
         dyn = VelocityVerlet(atoms, h * units.fs)
-        run = md.run_md(model, atoms, dyn, steps, h, f"NVE velocity Verlet, dt = {h:.3g} fs")
+        run = md.run_md(model, atoms, dyn, steps, h, f"NVE velocity Verlet, dt = {h:.3g} fs", progress=ctx.progress)
         raise_model_error(run, ctx, "nve_energy_drift", case)
         runs.append(run)
     full, half = runs
@@ -300,7 +300,7 @@ def momentum_conservation(model, case, ctx, rng):
     atoms = thermalised(case, NVE_TEMPERATURE_K, rng)
     dt = timestep_for(ctx, atoms)
     run = md.run_md(model, atoms, VelocityVerlet(atoms, dt * units.fs), n_steps, dt,
-                    f"NVE velocity Verlet, dt = {dt:.3g} fs")
+                    f"NVE velocity Verlet, dt = {dt:.3g} fs", progress=ctx.progress)
     raise_model_error(run, ctx, "momentum_conservation", case)
     tol = ctx.tol["md_momentum_rtol"]
     t_ase = max(run.time_fs[-1], dt) * units.fs
@@ -544,7 +544,7 @@ def hot_nvt_stability(model, case, ctx, rng):
     dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature,
                    friction=md.DEFAULT_FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
     run = md.run_md(model, atoms, dyn, n_steps, dt, f"Langevin NVT at {temperature:.0f} K, dt = {dt:.3g} fs",
-                    monitor=monitor)
+                    monitor=monitor, progress=ctx.progress)
     raise_model_error(run, ctx, "hot_nvt_stability", case)
     cn_start, cn_end, cn_change = coordination_change(run, symbols)
     fields = monitor.fields()
