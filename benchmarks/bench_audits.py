@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -149,15 +148,6 @@ class CooksDistance:
         grouped_cooks_distance(X, y, groups, weights=weights, ridge=ridge, kinds=kinds)
 
 
-def _best(func, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _peak_rss_mb() -> float:
     import resource
 
@@ -170,6 +160,7 @@ def main(argv=None):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from conformance.audits.leakage import mahalanobis_leakage
     from conformance.audits.outliers import grouped_cooks_distance
+    from benchmarks.common import best_time
 
     parser = argparse.ArgumentParser(description="time the data audits")
     parser.add_argument("--sizes", type=int, nargs="+", default=Leakage.params)
@@ -185,7 +176,7 @@ def main(argv=None):
         train, test, planted = descriptor_sets(n)
         report = mahalanobis_leakage(train, test)
         found = set(np.flatnonzero(report.leaked))
-        seconds = _best(lambda: mahalanobis_leakage(train, test), args.repeats)
+        seconds = best_time(lambda: mahalanobis_leakage(train, test), args.repeats)
         rows.append((n, seconds))
         print(f"  N = {n:7d}: {seconds:7.2f} s   leaked {report.n_leaked} "
               f"(planted {len(planted)}, found {len(found & set(planted))}, "
@@ -198,7 +189,7 @@ def main(argv=None):
         iso = []
         for n in args.isotropic:
             train, test = isotropic_sets(n)
-            seconds = _best(lambda: mahalanobis_leakage(train, test), 1)
+            seconds = best_time(lambda: mahalanobis_leakage(train, test), 1)
             iso.append((n, seconds))
             print(f"  N = {n:7d}: {seconds:7.2f} s")
         for (n0, t0), (n1, t1) in zip(iso, iso[1:]):
@@ -207,7 +198,7 @@ def main(argv=None):
     rows = []
     for g in args.groups:
         X, y, groups, weights, ridge, kinds = grouped_problem(g)
-        seconds = _best(lambda: grouped_cooks_distance(X, y, groups, weights=weights,
+        seconds = best_time(lambda: grouped_cooks_distance(X, y, groups, weights=weights,
                                                        ridge=ridge, kinds=kinds), args.repeats)
         rows.append((g, seconds))
         print(f"  G = {g:5d} ({len(X):6d} rows): {seconds:6.2f} s")

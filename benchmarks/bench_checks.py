@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from benchmarks import common  # noqa: F401  (thread settings)
+from benchmarks import common  # noqa: F401  (sets single-thread BLAS before numpy loads)
 
 FAMILIES = ["symmetry", "conservation", "hygiene", "smoothness", "locality", "dynamics"]
 

@@ -137,27 +137,39 @@ class Model:
         properties = tuple(properties)
         work = atoms.copy()
         work.calc = None
-        n = len(work)
+        with self.calling(work):
+            if hasattr(calc, "reset"):
+                calc.reset()
+            raw = {p: calc.get_property(p, work) for p in properties}
+        return validate(raw, len(work))
+
+    @contextlib.contextmanager
+    def calling(self, atoms: Atoms, how: str = ""):
+        """Count and time one model call on ``atoms``, under the time limit.
+
+        Exceptions raised inside the block become :class:`MissingProperty`
+        (PropertyNotImplementedError) or :class:`ModelError` (anything else,
+        and the timeout), with the structure named in the message; ``how``
+        is appended to it (e.g. how the model was called).
+        """
+        formula = atoms.get_chemical_formula()
         self.n_calls += 1
         t0 = time.perf_counter()
         try:
             with time_limit(self.timeout):
-                if hasattr(calc, "reset"):
-                    calc.reset()
-                raw = {p: calc.get_property(p, work) for p in properties}
+                yield
         except PropertyNotImplementedError as exc:
-            raise MissingProperty(f"model does not implement {properties}: {exc}") from exc
+            raise MissingProperty(f"model does not implement a requested property: {exc}") from exc
         except Timeout:
             raise ModelError(f"model call exceeded the time limit of {self.timeout:g} s "
-                             f"({n} atoms, {work.get_chemical_formula()})") from None
-        except (KeyboardInterrupt, SystemExit):
+                             f"({len(atoms)} atoms, {formula})") from None
+        except (KeyboardInterrupt, SystemExit, ModelError, MissingProperty):
             raise
         except Exception as exc:
             raise ModelError(f"model raised {type(exc).__name__}: {exc} "
-                             f"(on {work.get_chemical_formula()}, pbc={work.pbc.tolist()})") from exc
+                             f"(on {formula}, pbc={atoms.pbc.tolist()}{how})") from exc
         finally:
             self.calc_seconds += time.perf_counter() - t0
-        return validate(raw, n)
 
 
 SHAPES = {"energy": (), "free_energy": (), "forces": ("N", 3), "energies": ("N",), "stress": (6,)}

@@ -37,6 +37,8 @@ class CheckContext:
         Command line that reruns exactly this item (for messages).
     report_dir : Path or None
         Folder for artefacts (e.g. MD trajectories of failed runs).
+    species : tuple of str
+        The species the run's cases were built for.
     progress : callable(done, total, what)
         Long checks (MD, data audits) call it to report progress; the pytest
         plugin shows it in the terminal. Default: does nothing.
@@ -46,6 +48,7 @@ class CheckContext:
     config: RunConfig = field(default_factory=RunConfig)
     reproducer: str = ""
     report_dir: Path | None = None
+    species: tuple = ()
     progress: Callable[[int, int, str], None] = field(default=lambda done, total, what: None)
 
 
@@ -93,7 +96,7 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
         return CheckResult(status="skipped", message=reason, **base)
     ctx = CheckContext(tol=tolerances.for_check(spec.name), config=config,
                        reproducer=reproducer_command(config, spec.name, case.name),
-                       report_dir=report_dir)
+                       report_dir=report_dir, species=tuple(model.tags.species))
     if progress is not None:
         ctx.progress = progress
     rng = check_rng(config.seed, spec.name, case.name)

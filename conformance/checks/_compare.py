@@ -66,3 +66,16 @@ def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances
                             tol["stress_atol"] + tol["stress_rtol"] * float(np.abs(s0).max()),
                             "eV/Å³", f"component {VOIGT[k]}"))
     return fields
+
+
+def case_reproducer(case, ctx, body: str) -> str:
+    """Python lines that rebuild ``case`` (as ``atoms``) and then run ``body``.
+
+    ``calc`` stands for the user's calculator; the species are the run's, so
+    :func:`conformance.structures.find_case` rebuilds the identical case.
+    """
+    species = list(ctx.species) or sorted(set(case.atoms.get_chemical_symbols()))
+    return ("import numpy as np\nfrom conformance import structures, transforms\n"
+            f"atoms = structures.find_case({case.name!r}, species={species!r}, "
+            f"seed={ctx.config.seed}).copy()\n"
+            "calc = ...  # your calculator\n" + body)

@@ -23,7 +23,7 @@ from ..registry import check
 from ..result import Field, Verdict
 from ..structures import ANY, ISOLATED
 from ..tolerances import define
-from ._compare import VOIGT
+from ._compare import VOIGT, case_reproducer
 
 define("net_force_rtol", "1", 1e-10, 1e-5,
        "net force per √atom relative to the largest force component: a sum of N force rows, each "
@@ -57,17 +57,6 @@ N_DIRECTIONS = 3  # random directions of force_consistency (1 along F, 2 random)
 N_STRAINS = 3  # random symmetric strains of stress_consistency
 PRESTRAIN = 0.02  # Frobenius norm of the random strain applied before testing the stress
 
-SETUP = ("import numpy as np\nfrom conformance import structures\n"
-         "atoms = structures.find_case({case!r}, species={species!r}, seed={seed}).copy()\n"
-         "calc = ...  # your calculator\n")
-
-
-def _reproducer(case, ctx, body: str) -> str:
-    species = sorted(set(case.atoms.get_chemical_symbols()))
-    return SETUP.format(case=case.name, species=list(ctx.config.species) or species,
-                        seed=ctx.config.seed) + body
-
-
 # -- net force and torque -------------------------------------------------------------------
 
 def net_force_tolerance(forces: np.ndarray, tol) -> float:
@@ -94,7 +83,7 @@ def net_force(model, case, ctx, rng):
     vec = np.array2string(total, precision=3, separator=", ")
     return Verdict([Field("|ΣF|", float(np.linalg.norm(total)), tol, "eV/Å")],
                    what=f"ΣF = {vec} eV/Å over {len(atoms)} atoms of {case.name}",
-                   reproducer=_reproducer(case, ctx, "atoms.calc = calc\n"
+                   reproducer=case_reproducer(case, ctx, "atoms.calc = calc\n"
                                           "print(atoms.get_forces().sum(axis=0))  # expect ~0"),
                    details={"net_force": total, "max_abs_force": float(np.abs(forces).max())})
 
@@ -130,7 +119,7 @@ def net_torque(model, case, ctx, rng):
             "print(np.cross(r, F - F.mean(axis=0)).sum(axis=0))  # expect ~0")
     return Verdict([Field("|Σ r×F|", float(np.linalg.norm(torque)), tol, "eV")],
                    what=f"τ = {vec} eV about the centre of mass of {case.name}",
-                   reproducer=_reproducer(case, ctx, body), details={"net_torque": torque})
+                   reproducer=case_reproducer(case, ctx, body), details={"net_torque": torque})
 
 
 # -- forces as the energy gradient ----------------------------------------------------------
@@ -293,7 +282,7 @@ def force_consistency(model, case, ctx, rng):
                 "Jv = (F(x + h * v) - F(x - h * v)) / (2 * h)\n"
                 "print(np.vdot(u, Jv), np.vdot(v, Ju))  # equal for a conservative model")
     return Verdict(fields, what=f"{k} directions of {n} atoms of {case.name}, step {h:g} Å",
-                   note=note, reproducer=_reproducer(case, ctx, body),
+                   note=note, reproducer=case_reproducer(case, ctx, body),
                    details={"directional": m["directional"], "central": m["central"],
                             "force_scale": m["force_scale"], "jacobian": m["jacobian"],
                             "loop_work": m["loop_work"], "step": h})
@@ -387,7 +376,7 @@ def _stress_absent(model, case, ctx):
     body = "atoms.calc = calc\nprint(atoms.get_stress())  # expect PropertyNotImplementedError"
     return Verdict([Field("max |σ| returned without cell", value, 0.0, "eV/Å³")],
                    what=f"{case.name} (no periodic direction)", note=note,
-                   reproducer=_reproducer(case, ctx, body))
+                   reproducer=case_reproducer(case, ctx, body))
 
 
 @check(family="conservation", needs={"energy", "stress"}, cases=ANY,
@@ -434,6 +423,6 @@ def stress_consistency(model, case, ctx, rng):
     return Verdict([Field("|σ:ε - (1/V) dE/dε|", float(m["residual"][i]), tol, "eV/Å³",
                           f"strain {i}")],
                    what=f"{len(strains)} random strains of {case.name} (step {eta:g})", note=note,
-                   reproducer=_reproducer(case, ctx, body),
+                   reproducer=case_reproducer(case, ctx, body),
                    details={"residual": m["residual"], "sigma_eps": m["sigma_eps"],
                             "stress": m["stress"], "voigt": list(VOIGT), "prestrain": pre})

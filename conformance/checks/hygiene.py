@@ -28,16 +28,15 @@ from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import PropertyNotImplementedError
 from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
-from ..model import MissingProperty, ModelError, Skip, Timeout, time_limit, validate
+from ..model import MissingProperty, ModelError, Skip, validate
 from ..registry import check
 from ..result import Field, Verdict
 from ..structures import ANY, nearest_neighbour_distance
 from ..tolerances import define
-from ._compare import compare
+from ._compare import case_reproducer, compare
 
 define("memory_growth_traced", "B/call", 1024.0, 1024.0,
        "Python memory retained per model call after warm-up (tracemalloc): a model that keeps "
@@ -70,17 +69,6 @@ PROBE_SPECIES = ("Xe", "Rn", "Kr", "Ar", "Ne", "He", "Og")
 SCAN_FACTORS = np.geomspace(0.4, 2.5, 15)  # × sum of covalent radii
 UNIT_FACTORS = {"Hartree/eV": 27.211386, "Bohr/Å": 1.8897261, "(Hartree/Bohr)/(eV/Å)": 51.422067,
                 "Rydberg/eV": 13.605693, "(kcal/mol)/eV": 23.060548, "(kJ/mol)/eV": 96.485332}
-
-SETUP = ("import numpy as np\nfrom conformance import structures\n"
-         "atoms = structures.find_case({case!r}, species={species!r}, seed={seed}).copy()\n"
-         "calc = ...  # your calculator\n")
-
-
-def _reproducer(case, ctx, body: str) -> str:
-    species = sorted(set(case.atoms.get_chemical_symbols()))
-    return SETUP.format(case=case.name, species=list(ctx.config.species) or species,
-                        seed=ctx.config.seed) + body
-
 
 def hygiene_properties(model, case) -> tuple[str, ...]:
     """Energy and forces (as implemented), and stress on fully periodic cases."""
@@ -116,25 +104,9 @@ def call_calculator(model, atoms: Atoms, properties: Sequence[str], calc: Any = 
     """
     calc = model.calc if calc is None else calc
     properties = tuple(properties)
-    formula = atoms.get_chemical_formula()
-    model.n_calls += 1
-    t0 = time.perf_counter()
-    try:
-        with time_limit(model.timeout):
-            atoms.calc = calc
-            raw = {p: GETTERS[p](atoms) for p in properties}
-    except PropertyNotImplementedError as exc:
-        raise MissingProperty(f"model does not implement {properties}: {exc}") from exc
-    except Timeout:
-        raise ModelError(f"model call exceeded the time limit of {model.timeout:g} s "
-                         f"({len(atoms)} atoms, {formula})") from None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:
-        raise ModelError(f"model raised {type(exc).__name__}: {exc} (on {formula}, "
-                         f"pbc={atoms.pbc.tolist()}, via atoms.calc = calc; atoms.get_...())") from exc
-    finally:
-        model.calc_seconds += time.perf_counter() - t0
+    with model.calling(atoms, how=", via atoms.calc = calc; atoms.get_...()"):
+        atoms.calc = calc
+        raw = {p: GETTERS[p](atoms) for p in properties}
     return validate(raw, len(atoms))
 
 
@@ -189,7 +161,7 @@ def determinism(model, case, ctx, rng):
     body = ("atoms.calc = calc\nf1 = atoms.get_forces().copy()\ncalc.reset()\n"
             "f2 = atoms.get_forces()\nprint(np.abs(f1 - f2).max())  # expect 0")
     return Verdict(fields, what=f"{case.name} evaluated 3× (a rattled copy in between)", note=note,
-                   reproducer=_reproducer(case, ctx, body))
+                   reproducer=case_reproducer(case, ctx, body))
 
 
 # -- stale cache ----------------------------------------------------------------------------
@@ -267,7 +239,7 @@ def stale_cache(model, case, ctx, rng):
             "atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)\n"
             "f2 = atoms.get_forces()\natoms.calc = None\n"
             "print(np.abs(f1 - f2).max())  # expect > 0: the atoms moved")
-    return Verdict(fields, what=what, note=note, reproducer=_reproducer(case, ctx, body),
+    return Verdict(fields, what=what, note=note, reproducer=case_reproducer(case, ctx, body),
                    details={"changes": [s[0] for s in states[1:]], "unchanged": unchanged})
 
 
@@ -339,7 +311,7 @@ def size_reuse(model, case, ctx, rng):
             "fresh_calc = ...  # a new instance\natoms.calc = fresh_calc\n"
             "print(np.abs(reused - atoms.get_forces()).max())  # expect ~0")
     return Verdict(fields, what=f"instance reused for {steps} vs a fresh instance",
-                   reproducer=_reproducer(case, ctx, body))
+                   reproducer=case_reproducer(case, ctx, body))
 
 
 # -- species support ------------------------------------------------------------------------
@@ -410,7 +382,7 @@ def species_support(model, case, ctx, rng):
             f"for sym in {tested!r}:\n"
             "    a = Atoms(sym, positions=[[7.5, 7.5, 7.5]], cell=[15, 15, 15])\n"
             "    a.calc = calc\n    print(sym, a.get_potential_energy(), a.get_forces())")
-    return Verdict(fields, what=what, note="\n".join(lines), reproducer=_reproducer(case, ctx, body),
+    return Verdict(fields, what=what, note="\n".join(lines), reproducer=case_reproducer(case, ctx, body),
                    details={"tested": tested, "declared": declared, "failures": failures,
                             "probe": probe, "probe_outcome": outcome})
 
@@ -480,7 +452,7 @@ def input_untouched(model, case, ctx, rng):
     body = ("atoms.info['x'] = 1\nbefore = atoms.copy()\natoms.calc = calc\natoms.get_forces()\n"
             "print(np.abs(atoms.positions - before.positions).max(), atoms.info == before.info)"
             "  # expect 0.0 True")
-    return Verdict(fields, what=what, reproducer=_reproducer(case, ctx, body),
+    return Verdict(fields, what=what, reproducer=case_reproducer(case, ctx, body),
                    details={"changed": names})
 
 
@@ -567,7 +539,7 @@ def thread_safety(model, case, ctx, rng):
             "a = atoms.copy(); a.calc = calcs[0]\n"
             "print(max(np.abs(f - a.get_forces()).max() for f in out[0]))  # expect 0")
     return Verdict(fields, what=f"{THREADS} threads on {case.name}", note=note,
-                   reproducer=_reproducer(case, ctx, body))
+                   reproducer=case_reproducer(case, ctx, body))
 
 
 # -- memory growth --------------------------------------------------------------------------
@@ -628,7 +600,7 @@ def memory_growth(model, case, ctx, rng):
             f"for _ in range({MEMORY_CALLS}):\n    calc.reset(); atoms.get_forces()\n"
             f"print(tracemalloc.get_traced_memory()[0] / {MEMORY_CALLS}, 'B/call')  # expect < 1 kB")
     return Verdict(fields, what=f"{MEMORY_CALLS} calls on {case.name}", note=note,
-                   reproducer=_reproducer(case, ctx, body))
+                   reproducer=case_reproducer(case, ctx, body))
 
 
 memory_growth.__doc__ = memory_growth.__doc__.format(warmup=WARMUP_CALLS, calls=MEMORY_CALLS,
@@ -734,7 +706,7 @@ def output_sanity(model, case, ctx, rng):
             f"E = [Atoms([{a!r}, {b!r}], positions=[[0, 0, 0], [d, 0, 0]], calculator=calc)"
             ".get_potential_energy() for d in r]\nprint(r[np.argmin(E)], E)")
     return Verdict(fields, what=f"{a}-{b} dimer scan ({len(scan['d'])} points)", note="\n".join(notes),
-                   reproducer=_reproducer(case, ctx, body),
+                   reproducer=case_reproducer(case, ctx, body),
                    details={"d": scan["d"], "energy": scan["energy"], "force": scan["force"],
                             "r_min": scan["r_min"], "binding": e_b, "force_slope_ratio": ratio})
 
@@ -748,23 +720,13 @@ def _stress_shape_fields(model, symbol: str, ctx) -> list[Field]:
     except Exception:  # no reference crystal: a simple cubic cell
         atoms = Atoms(symbol, cell=[3.0, 3.0, 3.0], pbc=True)
     calc = model.calc
-    model.n_calls += 1
-    t0 = time.perf_counter()
     try:
-        with time_limit(model.timeout):
+        with model.calling(atoms, how=", raw stress"):
             if hasattr(calc, "reset"):
                 calc.reset()
             raw = np.asarray(calc.get_property("stress", atoms.copy()), dtype=float)
-    except PropertyNotImplementedError:
+    except MissingProperty:
         return []
-    except Timeout:
-        raise ModelError(f"model call exceeded the time limit of {model.timeout:g} s "
-                         f"(stress of {atoms.get_chemical_formula()})") from None
-    except Exception as exc:
-        raise ModelError(f"model raised {type(exc).__name__}: {exc} "
-                         f"(stress of {atoms.get_chemical_formula()})") from exc
-    finally:
-        model.calc_seconds += time.perf_counter() - t0
     validate({"stress": raw}, len(atoms))  # shape (6,) or (3, 3), finite
     if raw.shape == (3, 3):
         asym = float(np.abs(raw - raw.T).max())

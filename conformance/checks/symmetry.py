@@ -18,17 +18,13 @@ from ..model import Skip
 from ..registry import check
 from ..result import Verdict
 from ..structures import ANY, PERIODIC
-from ._compare import compare, properties_for
+from ._compare import case_reproducer, compare, properties_for
 
-SETUP = ("import numpy as np\nfrom conformance import transforms, structures\n"
-         "atoms = structures.find_case({case!r}, species={species!r}, seed={seed}).copy()\n")
-FOOTER = "\n# then evaluate atoms and atoms2 with your calculator and compare"
+COMPARE = "\n# evaluate both structures with calc and compare energy, mapped forces and stress"
 
 
 def _reproducer(case, ctx, line: str) -> str:
-    species = sorted(set(case.atoms.get_chemical_symbols()))
-    return SETUP.format(case=case.name, species=list(ctx.config.species) or species,
-                        seed=ctx.config.seed) + line + FOOTER
+    return case_reproducer(case, ctx, line + COMPARE)
 
 
 def _search_verdict(model, case, ctx, rng, strategy, apply: Callable, label: str,

@@ -110,7 +110,6 @@ class FixedImageRange(SmoothPair):
         pos = atoms.get_positions(wrap=True)
         cell = atoms.cell.array
         ranges = [(-1, 0, 1) if p else (0,) for p in atoms.pbc]
-        n = len(atoms)
         ii, jj, DD = [], [], []
         for shift in itertools.product(*ranges):
             D = pos[None, :, :] - pos[:, None, :] + np.asarray(shift) @ cell
