@@ -184,7 +184,7 @@ class ConformanceItem(pytest.Item):
         self.user_properties.append((RESULT_KEY, data))
         if result.status == "skipped":
             pytest.skip(result.message)
-        if not result.ok:
+        if result.status in ("failed", "error"):  # a declared xfail is applied by pytest
             raise ConformanceFailure(result)
 
     def repr_failure(self, excinfo, style=None):
@@ -201,16 +201,17 @@ class ConformanceItem(pytest.Item):
 
 
 def _progress_writer(config, after: float = 2.0):
-    """A progress callback writing ``what 25%.. 50%..`` to the terminal.
+    """A progress callback writing `` [what] 25% 50%...`` after the item's name.
 
-    Silent for the first ``after`` seconds (quick items stay quiet) and under
-    pytest-xdist workers (they have no terminal).
+    Only with ``-v`` (each item on its own line), silent for the first
+    ``after`` seconds (quick items stay quiet) and under pytest-xdist workers
+    (they have no terminal).
     """
     import time
 
     tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None or hasattr(config, "workerinput"):
-        return None
+    if tr is None or hasattr(config, "workerinput") or config.option.verbose <= 0:
+        return None  # only in -v mode, where every item has its own line
     start = time.perf_counter()
     shown = {"quarter": 0, "what": None}
 
@@ -267,10 +268,7 @@ class ResultCollector:
     def pytest_runtest_logreport(self, report):
         for key, value in getattr(report, "user_properties", ()):
             if key == RESULT_KEY:
-                data = dict(value)
-                if getattr(report, "wasxfail", None) is not None:
-                    data["xfail"] = report.wasxfail or True
-                self.results.append(data)
+                self.results.append(dict(value))
 
 
 def _gathered(config):
@@ -291,23 +289,43 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not rows:
         return
     results = [CheckResult.from_dict(d) for d in rows]
-    for r, d in zip(results, rows):
-        if d.get("xfail"):
-            r.details = dict(r.details or {}, xfail=d["xfail"])
+    report = Report(results, _report_metadata(config, run_config, results))
     tr = terminalreporter
     tr.section("mlip-conformance summary")
-    width = min(getattr(tr, "_tw").fullwidth if hasattr(tr, "_tw") else 100, 100)
-    tr.write_line(format_table(results, width=width))
-    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped", "error")}
-    tr.write_line(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({run_config.model})")
+    width = 100  # readable on a 100-column terminal; CI logs are wider
+    tr.write_line(_family_table(report))
+    shown = results
+    if config.option.verbose <= 0 and len(results) > SHOW_ALL_UP_TO:
+        shown = [r for r in results if r.outcome != "passed"]
+        tr.write_line(f"\n{len(results) - len(shown)} passed items not listed (-v lists every item; "
+                      "--mlip-report writes them all)")
+    if shown:
+        tr.write_line("")
+        tr.write_line(format_table(shown, width=width))
+    tr.write_line("")
+    bad = not report.passed
+    tr.write_line(f"{report.verdict()} ({run_config.model})", red=bad, green=not bad, bold=True)
     if run_config.report:
-        report = Report(results, _report_metadata(config, run_config, results))
         try:
             path = report.write(run_config.report)
             tr.write_line(f"mlip-conformance report written to {path}")
         except OSError as exc:
             tr.write_line(f"mlip-conformance: could not write report {run_config.report}: {exc}",
                           red=True)
+
+
+SHOW_ALL_UP_TO = 40  # items; longer runs list only what did not pass unless -v
+
+
+def _family_table(report) -> str:
+    """Outcome counts per family, as a small fixed-width table."""
+    table = report.summary()
+    cols = [c for c in table.columns if table[c].sum() > 0] or ["passed"]
+    head = "family        " + "".join(f"{c:>9}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for family, counts in table.iterrows():
+        lines.append(f"{family:<14}" + "".join(f"{int(counts[c]):>9}" for c in cols))
+    return "\n".join(lines)
 
 
 def _report_metadata(config, run_config, results) -> dict:

@@ -19,9 +19,10 @@ from typing import Iterable
 
 import pandas as pd
 
-from .result import STATUSES, CheckResult
+from .result import OUTCOMES, STATUSES, CheckResult
 
-COLUMNS = ["check", "case", "family", "status", "measured", "tolerance", "unit", "n_calls", "message"]
+COLUMNS = ["check", "case", "family", "status", "quantity", "measured", "tolerance", "unit", "n_calls",
+           "message", "xfail"]
 REPORT_VERSION = "1"
 
 
@@ -55,12 +56,44 @@ class Report:
         return [r for r in self.results if not r.ok]
 
     def summary(self) -> pd.DataFrame:
-        """Counts of passed/failed/skipped/error per family."""
-        df = self.df
-        if df.empty:
-            return pd.DataFrame(columns=list(STATUSES))
-        table = pd.crosstab(df["family"], df["status"])
-        return table.reindex(columns=list(STATUSES), fill_value=0)
+        """Counts of each outcome (passed, failed, error, xfailed, xpassed,
+        skipped) per family."""
+        if not self.results:
+            return pd.DataFrame(columns=list(OUTCOMES))
+        outcomes = pd.DataFrame({"family": [r.family for r in self.results],
+                                 "outcome": [r.outcome for r in self.results]})
+        table = pd.crosstab(outcomes["family"], outcomes["outcome"])
+        return table.reindex(columns=list(OUTCOMES), fill_value=0)
+
+    def counts(self) -> dict[str, int]:
+        """Number of items per outcome."""
+        return {o: sum(r.outcome == o for r in self.results) for o in OUTCOMES}
+
+    @property
+    def families_not_run(self) -> list[str]:
+        """Check families that exist but had no item in this run."""
+        return list(self.metadata.get("families_not_run", []))
+
+    def verdict(self) -> str:
+        """One line: CONFORMANT / NOT CONFORMANT, known failures, partial runs."""
+        c = self.counts()
+        bad = c["failed"] + c["error"] + c["xpassed"]
+        if bad:
+            parts = [f"{c['failed']} failed"] if c["failed"] else []
+            parts += [f"{c['error']} errors"] if c["error"] else []
+            if c["xpassed"]:
+                parts.append(f"{c['xpassed']} declared known failures now pass (remove their xfail)")
+            text = "NOT CONFORMANT: " + ", ".join(parts)
+        else:
+            text = f"CONFORMANT: {c['passed']} passed, {c['skipped']} skipped"
+            if c["xfailed"]:
+                text += f", {c['xfailed']} known failures (declared xfail)"
+        missing = self.metadata.get("checks_not_run", [])
+        if missing:
+            text += f" — PARTIAL: {len(missing)} of {self.metadata.get('n_checks', '?')} checks not run"
+            if self.families_not_run:
+                text += f" (families {', '.join(self.families_not_run)})"
+        return text
 
     def __getitem__(self, key: str) -> CheckResult:
         """``report["rotation_invariance[bulk_Cu_fcc]"]``."""
@@ -73,10 +106,7 @@ class Report:
         return len(self.results)
 
     def __repr__(self) -> str:
-        counts = {s: sum(r.status == s for r in self.results) for s in STATUSES}
-        head = f"Report({self.metadata.get('model', '?')}: " + ", ".join(
-            f"{n} {s}" for s, n in counts.items() if n) + ")"
-        return head + "\n" + format_table(self.results)
+        return f"Report({self.metadata.get('model', '?')}: {self.verdict()})\n" + format_table(self.results)
 
     def to_dict(self) -> dict:
         from . import __version__
@@ -84,7 +114,8 @@ class Report:
         md = dict(self.metadata)
         md.setdefault("version", __version__)
         md["report_version"] = REPORT_VERSION
-        md["summary"] = {s: sum(r.status == s for r in self.results) for s in STATUSES}
+        md["summary"] = self.counts()
+        md["verdict"] = self.verdict()
         md["results"] = [r.to_dict() for r in self.results]
         return md
 
@@ -128,21 +159,32 @@ def fmt_value(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def format_table(results: Iterable[CheckResult], width: int = 100) -> str:
-    """Fixed-width table: check, case, status, measured, tolerance, unit.
+def with_unit(x: float | None, unit: str) -> str:
+    """``3.2e-08 eV``; no unit for dimensionless quantities."""
+    value = fmt_value(x)
+    return f"{value} {unit}" if unit and unit != "1" and value != "-" else value
 
-    Columns are truncated so that every line fits in ``width`` characters.
+
+def format_table(results: Iterable[CheckResult], width: int = 100) -> str:
+    """Fixed-width table: check, case, outcome, quantity, measured, tolerance.
+
+    Measured and tolerance carry their unit; skipped rows show the reason in
+    the quantity column. Columns are truncated so that every line fits in
+    ``width`` characters.
     """
-    rows = [("check", "case", "status", "measured", "tolerance", "unit")]
+    rows = [("check", "case", "outcome", "quantity", "measured", "tolerance")]
     for r in results:
-        rows.append((r.check, r.case, r.status.upper() if not r.ok else r.status,
-                     fmt_value(r.measured), fmt_value(r.tolerance), r.unit))
+        outcome = r.outcome if r.ok else r.outcome.upper()
+        quantity = r.quantity if r.status != "skipped" else r.message.split("\n")[0]
+        rows.append((r.check, r.case, outcome, quantity, with_unit(r.measured, r.unit),
+                     with_unit(r.tolerance, r.unit)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
-    fixed = sum(widths[2:]) + 2 * 5
-    room = max(width - fixed, 20)
-    if widths[0] + widths[1] > room:
-        widths[0] = min(widths[0], max(room // 2, room - widths[1]))
-        widths[1] = room - widths[0]
+    caps = [22, 22, 8, 18, 14, 14]
+    widths = [min(w, c) for w, c in zip(widths, caps)]
+    room = width - 2 * 5
+    while sum(widths) > room:  # shrink the widest text column first
+        i = max((0, 1, 3), key=lambda k: widths[k])
+        widths[i] -= 1
     lines = []
     for row in rows:
         cells = []
@@ -150,7 +192,7 @@ def format_table(results: Iterable[CheckResult], width: int = 100) -> str:
             cell = str(cell)
             if len(cell) > widths[i]:
                 cell = cell[: widths[i] - 1] + "…"
-            cells.append(cell.rjust(widths[i]) if i in (3, 4) else cell.ljust(widths[i]))
+            cells.append(cell.rjust(widths[i]) if i in (4, 5) else cell.ljust(widths[i]))
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "-" * min(width, max(len(line) for line in lines)))
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("passed", "failed", "skipped", "error")
+OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed", "skipped")
 
 
 @dataclass
@@ -39,6 +40,10 @@ class CheckResult:
         What broke, by how much, and a reproducer; or why it was skipped.
     details : dict
         JSON-serialisable extras (per-field error table, curves for plots).
+    quantity : str
+        Name of the measured quantity (``max |ΔF|``, ``|drift| of E_tot``).
+    xfail : str or None
+        Reason, when the item is declared a known failure in the configuration.
     """
 
     check: str
@@ -51,15 +56,30 @@ class CheckResult:
     n_calls: int = 0
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    quantity: str = ""
+    xfail: str | None = None
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
     @property
+    def outcome(self) -> str:
+        """The status seen through known failures: ``xfailed`` (failed or error
+        as declared), ``xpassed`` (declared but passed: the declaration is
+        stale, which counts as a failure, like pytest's strict xfail), or the
+        status."""
+        if self.xfail:
+            if self.status in ("failed", "error"):
+                return "xfailed"
+            if self.status == "passed":
+                return "xpassed"
+        return self.status
+
+    @property
     def ok(self) -> bool:
-        """True unless the check failed or errored."""
-        return self.status in ("passed", "skipped")
+        """True unless the check failed or errored (a declared known failure is ok)."""
+        return self.outcome in ("passed", "skipped", "xfailed")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN/inf become None)."""
@@ -135,8 +155,8 @@ class Verdict:
     note: str = ""
 
 
-def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
-    """Apply tolerances: (status, measured, tolerance, unit, message).
+def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str, str]:
+    """Apply tolerances: (status, measured, tolerance, unit, message, quantity).
 
     The reported field is the first failing one with the largest ratio
     error/tolerance, else the field closest to its tolerance.
@@ -167,7 +187,7 @@ def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str]:
         lines.append(field_table(verdict.fields))
     if failing and verdict.reproducer:
         lines.append("reproducer:\n" + verdict.reproducer)
-    return status, worst.error, worst.tolerance, worst.unit, "\n".join(lines)
+    return status, worst.error, worst.tolerance, worst.unit, "\n".join(lines), worst.name
 
 
 def _quantity(value: float, unit: str) -> str:

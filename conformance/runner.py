@@ -117,9 +117,9 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
                            n_calls=model.n_calls - calls_before, **base)
     if not isinstance(verdict, Verdict):
         raise TypeError(f"check {spec.name} returned {type(verdict).__name__}, expected Verdict")
-    status, measured, tolerance, unit, message = judge(verdict)
+    status, measured, tolerance, unit, message, quantity = judge(verdict)
     if status == "failed" and ctx.reproducer:
         message += f"\nrerun: {ctx.reproducer}"
     return CheckResult(status=status, measured=measured, tolerance=tolerance, unit=unit,
-                       n_calls=model.n_calls - calls_before, message=message,
+                       n_calls=model.n_calls - calls_before, message=message, quantity=quantity,
                        details=verdict.details, check=spec.name, case=case.name, family=spec.family)

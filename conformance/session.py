@@ -45,6 +45,7 @@ class Session:
     def run_item(self, spec: CheckSpec, case: Case, progress=None) -> CheckResult:
         result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir,
                            progress)
+        result.xfail = self.xfail_reason(spec, case)
         self.results.append(result)
         return result
 
@@ -127,8 +128,19 @@ def metadata(session: Session) -> dict:
             versions[mod] = __import__(mod).__version__
         except Exception:  # pragma: no cover
             pass
+    from .registry import all_checks
+
+    families_run = sorted({spec.family for spec, _ in session.items})
+    model_checks = {n: c for n, c in all_checks().items() if c.family != "data"}  # data: --mlip-train
+    checks_run = {spec.name for spec, _ in session.items}
     return {
         "model": session.model.spec,
+        "families_run": families_run,
+        "families_not_run": sorted({c.family for c in model_checks.values()} - set(families_run)),
+        "checks_not_run": sorted(set(model_checks) - checks_run),
+        "n_checks": len(model_checks),
+        "tolerance_overrides": dict(session.config.tolerances),
+        "xfail": dict(session.config.xfail),
         "species": list(session.model.tags.species),
         "precision": session.model.tags.precision,
         "seed": session.config.seed,

@@ -60,8 +60,8 @@ def test_tolerances_table_has_reasons_and_both_precisions():
 def test_report_dataframe_json_roundtrip_and_table_width(tmp_path):
     report = audit(EMT(), species=["Cu"], checks=["large_offset", "supercell_consistency"])
     df = report.df
-    assert list(df.columns[:9]) == ["check", "case", "family", "status", "measured", "tolerance",
-                                    "unit", "n_calls", "message"]
+    assert list(df.columns[:10]) == ["check", "case", "family", "status", "quantity", "measured",
+                                     "tolerance", "unit", "n_calls", "message"]
     assert len(df) == 11 and report.passed
     assert report.summary().loc["symmetry", "passed"] == 11
     path = report.write(tmp_path / "r.json")
@@ -108,3 +108,24 @@ def test_readme_catalogue_and_tolerances_are_up_to_date():
     assert readme == render_readme(readme), "run: python -m conformance.catalogue --update README.md"
     for name in all_checks():
         assert f"**{name}**" in readme, f"README has no paragraph for {name}"
+
+
+def test_known_failures_and_partial_runs_in_the_verdict():
+    from tests.zoo.symmetry import Anisotropic
+
+    report = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"],
+                   structure_kinds=["dimer", "bulk"],
+                   xfail={"rotation_invariance[bulk_Cu_fcc]": "known anisotropy"})
+    bulk, dimer = report["rotation_invariance[bulk_Cu_fcc]"], report["rotation_invariance[dimer_Cu2]"]
+    assert bulk.outcome == "xfailed" and bulk.xfail == "known anisotropy" and bulk.ok
+    assert dimer.outcome == "failed" and not report.passed
+    assert report.verdict().startswith("NOT CONFORMANT: 1 failed — PARTIAL: 27 of 28 checks not run (families conservation")
+    everything = audit(Anisotropic(), species=["Cu"], checks=["rotation_invariance"],
+                       structure_kinds=["dimer", "bulk"], xfail={"rotation_invariance": "known"})
+    assert everything.passed
+    assert "CONFORMANT: 0 passed, 0 skipped, 2 known failures (declared xfail)" in everything.verdict()
+    stale = audit(EMT(), species=["Cu"], checks=["net_force"], structure_kinds=["bulk"],
+                  xfail={"net_force": "was broken"})
+    assert stale["net_force[bulk_Cu_fcc]"].outcome == "xpassed" and not stale.passed
+    assert "declared known failures now pass" in stale.verdict()
+    assert stale.to_dict()["summary"]["xpassed"] == 1

@@ -46,8 +46,11 @@ def test_empty_directory_collects_and_passes_with_json_report(pytester):
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*mlip-conformance: model=ase:EMT species=Cu*seed=0*",
                                  "*mlip-conformance summary*",
-                                 "rotation_invariance*bulk_Cu_fcc*passed*",
-                                 "11 passed, 0 failed, 0 skipped, 0 error (ase:EMT)"])
+                                 "family*passed",
+                                 "symmetry*11",
+                                 "rotation_invariance*bulk_Cu_fcc*passed*max |Δσ|*eV/Å³*",
+                                 "CONFORMANT: 11 passed, 0 skipped — PARTIAL: 26 of 28 checks not run (families conservation, "
+                                 "dynamics, hygiene, locality, smoothness) (ase:EMT)"])
     data = json.loads((pytester.path / "r.json").read_text())
     assert {"model", "versions", "precision", "seed", "datetime", "results", "machine_info"} <= set(data)
     assert data["model"] == "ase:EMT" and data["precision"] == "float64" and data["seed"] == 0

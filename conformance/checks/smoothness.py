@@ -241,9 +241,10 @@ def _dimer_plot(curve: scans.DimerCurve, cutoff: scans.CutoffEstimate) -> dict:
     vlines = []
     if cutoff.radius is not None:
         vlines.append({"x": cutoff.radius, "label": f"{cutoff.source} cutoff {cutoff.radius:.2f} Å"})
-    return {"title": f"{curve.label} dimer", "xlabel": "r (Å)", "ylabel": "E - E_sep (eV), F·r̂ (eV/Å)",
-            "series": [{"x": r[start:], "y": e[start:], "label": "energy"},
-                       {"x": r[start:], "y": f[start:], "label": "force on 2nd atom"}],
+    return {"title": f"{curve.label} dimer", "xlabel": "r (Å)", "ylabel": "E - E_sep (eV)",
+            "ylabel_right": "F·r̂ on the 2nd atom (eV/Å)",
+            "series": [{"x": r[start:], "y": e[start:], "label": "energy (left axis)"},
+                       {"x": r[start:], "y": f[start:], "label": "force (right axis)", "axis": "right"}],
             "vlines": vlines, "hlines": [{"y": 0.0}]}
 
 
