@@ -99,13 +99,27 @@ def pytest_configure(config):
     config.stash[_results_key] = []
     config.pluginmanager.register(ResultCollector(config.stash[_results_key]), "mlip-results")
     if not run_config.model:
+        if run_config.train or run_config.test:
+            raise pytest.UsageError("mlip-conformance: --mlip-train/--mlip-test audit the data behind "
+                                    "a model: also give --mlip-model=SPEC (e.g. reference:linear)")
         return
     if run_config.report:
         _check_report_path(run_config.report)
+    session = _session(config)  # configuration mistakes are usage errors (exit 4), found now
+    from .config import ConfigError
+
+    if isinstance(session, (ConfigError, ValueError)) and not _is_spec_error(session):
+        raise pytest.UsageError(f"mlip-conformance: {session}")
     # Collect the suite wherever pytest runs, unless the user named it already.
     named = {str(Path(a.split("::")[0]).resolve()) for a in config.args if not a.startswith("-")}
     if str(SUITE_PATH) not in named and "conformance.suite" not in config.args:
         config.args.append(str(SUITE_PATH))
+
+
+def _is_spec_error(exc) -> bool:
+    from adapters import SpecError
+
+    return isinstance(exc, SpecError)
 
 
 def _session(config):

@@ -94,8 +94,14 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     adapters.SpecError, ConfigError, ValueError
         With a message for the user (bad spec, no species, unknown check...).
     """
+    validate_names(config)
     model = load_model(config, calc)
     species = list(model.tags.species)
+    if not species and config.train:  # the data's own species
+        from .audits.data import species_of
+
+        species = species_of(read_structures(config.train))
+        model.tags = model.tags.replace(species=tuple(species))
     if not species:
         raise ConfigError(f"model {model.spec} declares no species: pass --mlip-species "
                           "(e.g. --mlip-species=Cu,Au) or set species in [tool.mlip-conformance]")
@@ -111,7 +117,31 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     tolerances = config.make_tolerances(model.tags.precision)
     if report_dir is None and config.report:
         report_dir = Path(config.report).parent
-    return Session(config, model, cases, tolerances, generate(checks, cases), report_dir)
+    items = generate(checks, cases)
+    ids = {item_id(spec.name, case.name) for spec, case in items} | {spec.name for spec, _ in items}
+    stale = [key for key in config.xfail if "[" in key and key not in ids]
+    if stale:
+        raise ConfigError(f"xfail declares {stale}, but this run has no such item "
+                          f"(cases: {', '.join(c.name for c in cases)})")
+    return Session(config, model, cases, tolerances, items, report_dir)
+
+
+def validate_names(config: RunConfig) -> None:
+    """Every check or family named in checks, skip, xfail and per-check
+    tolerances exists (raise ConfigError naming the unknown ones)."""
+    from .registry import all_checks
+
+    checks = all_checks()
+    known = set(checks) | {c.family for c in checks.values()}
+    named = {"checks": list(config.checks), "skip": list(config.skip),
+             "xfail": [key.split("[")[0] for key in config.xfail],
+             "tolerances": [k for k, v in config.tolerances.items() if isinstance(v, dict)]}
+    for where, names in named.items():
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"{where}: unknown checks or families {unknown}; families: "
+                              f"{', '.join(sorted({c.family for c in checks.values()}))}; checks: "
+                              f"{', '.join(checks)}")
 
 
 def metadata(session: Session) -> dict:

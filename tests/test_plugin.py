@@ -186,3 +186,30 @@ def test_xdist_gives_the_same_report(pytester):
     parallel = json.loads((pytester.path / "parallel.json").read_text())["results"]
     strip = lambda rs: [{k: r[k] for k in ("check", "case", "status", "measured", "n_calls")} for r in rs]  # noqa: E731
     assert strip(serial) == strip(parallel)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--mlip-checks=symetry"], "*checks: unknown checks or families [[]'symetry'[]]*"),
+    (["--mlip-skip=rotaton_invariance"], "*skip: unknown checks or families [[]'rotaton_invariance'[]]*"),
+    (["--mlip-species=Xx"], "*unknown chemical symbol 'Xx'*"),
+    (["--mlip-train=t.extxyz", "--mlip-model="], "*also give --mlip-model=SPEC*"),
+])
+def test_configuration_mistakes_fail_at_startup(pytester, args, match):
+    base = ["--mlip-model=ase:EMT", "--mlip-species=Cu"]
+    result = run(pytester, *base, *args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([match])
+
+
+def test_xfail_naming_a_missing_item_is_a_usage_error(pytester):
+    pytester.makepyprojecttoml(textwrap.dedent("""
+        [tool.mlip-conformance]
+        model = "ase:EMT"
+        species = ["Cu"]
+        [tool.mlip-conformance.xfail]
+        "rotation_invariance[bulk_Au_fcc]" = "no such case for Cu"
+    """))
+    result = run(pytester, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*xfail declares [[]'rotation_invariance[[]bulk_Au_fcc[]]'[]], but this "
+                                 "run has no such item*"])
