@@ -26,11 +26,23 @@ from ase.data import atomic_numbers
 
 from .model import Model, ModelError
 
-#: Melting points (K) of the elemental solids used to set the hot-MD
-#: temperature (CRC Handbook of Chemistry and Physics values, rounded).
-MELTING_POINT_K = {"Cu": 1358.0, "Au": 1337.0, "Ni": 1728.0, "Ag": 1235.0, "Al": 933.0,
-                   "Pd": 1828.0, "Pt": 2041.0}
-FALLBACK_MELTING_POINT_K = 1000.0
+#: Melting points (K) of the elemental solids at 1 atm, used to set the hot-MD
+#: temperature (CRC Handbook of Chemistry and Physics values, rounded; C: graphite
+#: at its triple point).
+MELTING_POINT_K = {
+    "H": 14.0, "He": 1.0, "Li": 454.0, "Be": 1560.0, "B": 2349.0, "C": 4600.0, "N": 63.0,
+    "O": 54.0, "F": 53.0, "Ne": 25.0, "Na": 371.0, "Mg": 923.0, "Al": 933.0, "Si": 1687.0,
+    "P": 317.0, "S": 388.0, "Cl": 172.0, "Ar": 84.0, "K": 337.0, "Ca": 1115.0, "Sc": 1814.0,
+    "Ti": 1941.0, "V": 2183.0, "Cr": 2180.0, "Mn": 1519.0, "Fe": 1811.0, "Co": 1768.0,
+    "Ni": 1728.0, "Cu": 1358.0, "Zn": 693.0, "Ga": 303.0, "Ge": 1211.0, "As": 1090.0,
+    "Se": 494.0, "Br": 266.0, "Kr": 116.0, "Rb": 312.0, "Sr": 1050.0, "Y": 1799.0, "Zr": 2128.0,
+    "Nb": 2750.0, "Mo": 2896.0, "Ru": 2607.0, "Rh": 2237.0, "Pd": 1828.0, "Ag": 1235.0,
+    "Cd": 594.0, "In": 430.0, "Sn": 505.0, "Sb": 904.0, "Te": 723.0, "I": 387.0, "Xe": 161.0,
+    "Cs": 302.0, "Ba": 1000.0, "La": 1193.0, "Ce": 1068.0, "Hf": 2506.0, "Ta": 3290.0,
+    "W": 3695.0, "Re": 3459.0, "Os": 3306.0, "Ir": 2719.0, "Pt": 2041.0, "Au": 1337.0,
+    "Hg": 234.0, "Tl": 577.0, "Pb": 601.0, "Bi": 544.0, "U": 1405.0,
+}
+FALLBACK_MELTING_POINT_K = 1000.0  # said in the check's message when used
 HOT_FACTOR = 1.5  # hot MD runs at 1.5 x the melting point
 
 #: 5 fs is a safe velocity-Verlet step for Cu (63.5 amu) near room temperature

@@ -45,7 +45,7 @@ NVE_TEMPERATURE_K = md.ROOM_TEMPERATURE_K
 BOND_WINDOW_FS = 100.0  # averaging window of the bond-compression criterion
 JUMP_INTERVAL = 10  # steps between the temperatures compared for a jump
 CN_SHELL = (1 + math.sqrt(2)) / 2  # coordination cutoff: midway between fcc 1st and 2nd shell
-DIMER_SCAN = np.linspace(0.7, 1.3, 25)  # x reference bond length
+DIMER_SCAN = np.linspace(0.6, 1.5, 37)  # x reference bond length
 
 define("md_energy_drift", "meV/atom/ps", 1.0, 1.0,
        "absolute slope of a linear fit of E_tot(t) in NVE; 1 meV/atom/ps heats a solid by ~4 K/ps "
@@ -345,13 +345,13 @@ def momentum_conservation(model, case, ctx, rng):
 def dimer_bond_lengths(model, symbols) -> tuple[np.ndarray, list[str]]:
     """(Z, Z) table of the model's dimer bond lengths (Å) near the reference bond length.
 
-    For every species pair, a 25-point scan of the isolated dimer over
-    0.7-1.3 × the reference bond length (mean of the elements'
-    nearest-neighbour distances), refined by a parabola through the lowest
-    point. Scanning only near the reference keeps a spurious short-range well
-    (the kind of defect hot MD looks for) out of the reference. Falls back to
-    the reference bond length when the minimum is on the edge of the scan or
-    the model cannot evaluate dimers; ``notes`` says so.
+    For every species pair, a 37-point scan of the isolated dimer over
+    0.6-1.5 × the reference bond length (mean of the elements'
+    nearest-neighbour distances); of its local minima, the one closest to the
+    reference is the bond (so a spurious short-range well — the kind of defect
+    hot MD looks for — is not taken as the bond), refined by a parabola. Falls
+    back to the reference bond length when there is no interior minimum or the
+    model cannot evaluate dimers; ``notes`` says so.
     """
     ref = md.reference_pair_distance(symbols)
     table = np.full_like(ref, np.nan)
@@ -370,7 +370,10 @@ def dimer_bond_lengths(model, symbols) -> tuple[np.ndarray, list[str]]:
                              f"crystals: {r0:.3g} Å")
                 table[za, zb] = table[zb, za] = r0
                 continue
-            k = int(np.argmin(energies))
+            interior = np.flatnonzero((energies[1:-1] < energies[:-2]) & (energies[1:-1] <= energies[2:])) + 1
+            # the well closest to the crystal's bond: a deeper hole at short range is not the bond
+            k = int(interior[np.argmin(np.abs(radii[interior] - r0))]) if len(interior) else \
+                int(np.argmin(energies))
             if 0 < k < len(radii) - 1:
                 e0, e1, e2 = energies[k - 1:k + 2]
                 h = radii[1] - radii[0]
@@ -559,6 +562,11 @@ def hot_nvt_stability(model, case, ctx, rng):
     if run.event is not None:
         what += f", stopped at {run.when(run.event.step)}"
     notes = list(bond_notes)
+    unknown = sorted({s for s in symbols if s not in md.MELTING_POINT_K})
+    if unknown and not ctx.config.md_temperature:
+        notes.append(f"no melting point known for {', '.join(unknown)}: assumed "
+                     f"{md.FALLBACK_MELTING_POINT_K:.0f} K, so T = {temperature:.0f} K; set "
+                     "--mlip-md-temperature for this material")
     if any(not f.ok for f in fields):
         path = save_trajectory(run, ctx, "hot_nvt_stability", case)
         if run.event is not None:
