@@ -130,14 +130,14 @@ def _load_file(path_str: str, spec: str):
     return module
 
 
-def _resolve_attr(module, attr: str, spec: str):
+def _resolve_attr(module, attr: str, spec: str, where: str | None = None):
     obj = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             public = sorted(n for n in dir(module) if not n.startswith("_"))[:20]
-            raise SpecError(f"{spec}: {getattr(module, '__name__', module)!s} has no attribute "
+            raise SpecError(f"{spec}: {where or module.__name__} has no attribute "
                             f"{attr!r}; it defines: {', '.join(public)}") from None
     return obj
 
@@ -222,7 +222,7 @@ def load(spec: str, kwargs: dict | None = None) -> LoadedModel:
         except Exception as exc:
             raise SpecError(f"{spec}: loading entry point raised {type(exc).__name__}: {exc}") from exc
     elif prefix.endswith(".py") or "/" in prefix or "\\" in prefix:
-        source = _resolve_attr(_load_file(prefix, spec), attr, spec)
+        source = _resolve_attr(_load_file(prefix, spec), attr, spec, where=prefix)
     else:
         source = _resolve_attr(_import_module(prefix, spec), attr, spec)
     calc, factory = _instantiate(source, kwargs, spec)

@@ -143,7 +143,7 @@ def pytest_report_header(config):
     if isinstance(session, Exception):
         return f"mlip-conformance: model={run_config.model} (could not be loaded, see load_model)"
     tags = session.model.tags
-    cutoff = f"{tags.cutoff:g} Å" if tags.cutoff else "undeclared"
+    cutoff = f"{tags.cutoff:g} Å" if tags.cutoff else "undeclared (detected by the smoothness scans)"
     return (f"mlip-conformance: model={run_config.model} species={','.join(tags.species)} "
             f"precision={tags.precision} cutoff={cutoff} seed={run_config.seed} "
             f"items={len(session.items)}")

@@ -7,6 +7,7 @@ model lacks gives ``skipped`` with the reason.
 
 from __future__ import annotations
 
+import re
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class CheckContext:
         Folder for artefacts (e.g. MD trajectories of failed runs).
     species : tuple of str
         The species the run's cases were built for.
+    model_name : str
+        The model spec as a file-name-safe string (for artefact names).
     progress : callable(done, total, what)
         Long checks (MD, data audits) call it to report progress; the pytest
         plugin shows it in the terminal. Default: does nothing.
@@ -49,6 +52,7 @@ class CheckContext:
     reproducer: str = ""
     report_dir: Path | None = None
     species: tuple = ()
+    model_name: str = "model"
     progress: Callable[[int, int, str], None] = field(default=lambda done, total, what: None)
 
 
@@ -96,7 +100,8 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
         return CheckResult(status="skipped", message=reason, **base)
     ctx = CheckContext(tol=tolerances.for_check(spec.name), config=config,
                        reproducer=reproducer_command(config, spec.name, case.name),
-                       report_dir=report_dir, species=tuple(model.tags.species))
+                       report_dir=report_dir, species=tuple(model.tags.species),
+                       model_name=re.sub(r"[^A-Za-z0-9_.-]+", "_", model.spec).strip("_") or "model")
     if progress is not None:
         ctx.progress = progress
     rng = check_rng(config.seed, spec.name, case.name)

@@ -173,18 +173,34 @@ def one_of(*spaces: Space) -> Space:
                  lambda rng: spaces[int(rng.integers(len(spaces)))].sample(rng))
 
 
+@dataclass(frozen=True)
+class Translation:
+    """A rigid translation by ``vector`` (Å), then optionally wrapping the atoms
+    back into the cell (periodic directions only)."""
+
+    vector: tuple
+    wrap: bool = False
+
+    def __str__(self) -> str:
+        v = "[" + ", ".join(f"{x:.4g}" for x in self.vector) + "]"
+        return f"translation by {v} Å" + (", atoms wrapped into the cell" if self.wrap else "")
+
+    def __iter__(self):  # unpacks as (vector, wrap)
+        return iter((self.vector, self.wrap))
+
+
 def translations(max_length: float = 10.0, wrap: bool = False) -> Space:
-    """Translation vectors (Å), components in [-max_length, max_length], as
-    ``(vector, wrap)`` pairs; ``wrap=True`` also tries wrapping into the cell."""
+    """Translations with vector components (Å) in [-max_length, max_length];
+    ``wrap=True`` also tries wrapping the atoms into the cell."""
     c = st.floats(-max_length, max_length, allow_nan=False, allow_infinity=False)
     vectors = st.tuples(c, c, c).filter(lambda v: max(abs(x) for x in v) > 1e-3)
     flags = st.booleans() if wrap else st.just(False)
 
     def sample(rng):
         v = tuple(float(x) for x in rng.uniform(-max_length, max_length, 3))
-        return v, bool(rng.integers(2)) if wrap else False
+        return Translation(v, bool(rng.integers(2)) if wrap else False)
 
-    return Space(st.tuples(vectors, flags), sample)
+    return Space(st.builds(Translation, vectors, flags), sample)
 
 
 @dataclass

@@ -165,7 +165,7 @@ def test_options_temperature_and_report_dir(tmp_path):
     r = report["hot_nvt_stability[bulk_Cu_fcc]"]
     assert r.details["temperature_K"] == 3000.0 and "Langevin NVT at 3000 K" in r.message
     assert r.status == "failed"
-    assert (tmp_path / "out" / "hot_nvt_stability-bulk_Cu_fcc.extxyz").is_file()
+    assert (tmp_path / "out" / "ShortRangeHole-hot_nvt_stability-bulk_Cu_fcc.extxyz").is_file()
 
 
 def test_same_seed_same_trajectory():

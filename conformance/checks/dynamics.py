@@ -124,10 +124,10 @@ def thermalised(case, temperature: float, rng) -> Atoms:
 
 
 def save_trajectory(run: md.MDRun, ctx, check_name: str, case) -> str:
-    """Write the run's frames to ``<report_dir>/<check>-<case>.extxyz``; returns the path."""
+    """Write the run's frames to ``<report_dir>/<model>-<check>-<case>.extxyz``; returns the path."""
     if not run.frames:
         return "none (no step completed)"
-    path = md.artifact_dir(ctx.report_dir) / f"{check_name}-{case.name}.extxyz"
+    path = md.artifact_dir(ctx.report_dir) / f"{ctx.model_name}-{check_name}-{case.name}.extxyz"
     return str(md.write_trajectory(run.frames, path))
 
 
@@ -202,7 +202,7 @@ def diagnose_nve(full: md.MDRun, half: md.MDRun, a: dict, b: dict, scaling_ok: b
         if b["drift"] < a["drift"] / 2.5:
             why.append(f"the drift shrinks with the time step ({a['drift']:.3g} -> {b['drift']:.3g} "
                        f"meV/atom/ps at dt/2): integration error, dt = {full.dt_fs:.3g} fs is too "
-                       "long for this model (set md_timestep)")
+                       "long for this model (set --mlip-md-timestep)")
         else:
             why.append(f"E_tot drifts by {a['drift_signed']:+.3g} meV/atom/ps at dt and "
                        f"{b['drift_signed']:+.3g} at dt/2: the drift does not shrink with the time "
@@ -212,7 +212,7 @@ def diagnose_nve(full: md.MDRun, half: md.MDRun, a: dict, b: dict, scaling_ok: b
                    "integration error but noise or non-conservative terms in the forces")
     if not why:
         why.append("E_tot fluctuates strongly against E_kin although it scales like dt²: the time "
-                   f"step dt = {full.dt_fs:.3g} fs is too long for this model (set md_timestep)")
+                   f"step dt = {full.dt_fs:.3g} fs is too long for this model (set --mlip-md-timestep)")
     return "; ".join(why)
 
 
