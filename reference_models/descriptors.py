@@ -40,6 +40,7 @@ from math import factorial
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.polynomial.chebyshev import chebder
 from ase.data import atomic_numbers, chemical_symbols
 
 from .neighbors import neighbor_list
@@ -76,7 +77,7 @@ def monomial_table(l_max: int):
     return exponents, coefficient, degree
 
 
-def chebyshev(x, n: int):
+def chebyshev(x, n: int, n_derivatives: int | None = None):
     """Chebyshev polynomials ``T_k(x)`` and derivatives for ``k = 0 .. n-1``.
 
     Parameters
@@ -84,24 +85,34 @@ def chebyshev(x, n: int):
     x : ndarray, shape (P,)
     n : int
         Number of polynomials (>= 1).
+    n_derivatives : int, optional
+        Number of derivatives (default n); ``dt`` then has that many columns.
 
     Returns
     -------
-    t, dt : ndarray, shape (P, n)
-        ``T_k(x)`` and ``dT_k/dx``.
+    t : ndarray, shape (P, n)
+        ``T_k(x)``.
+    dt : ndarray, shape (P, n_derivatives)
+        ``dT_k/dx``.
     """
+    m = n if n_derivatives is None else min(n_derivatives, n)
     t = np.empty((n, len(x)))       # rows contiguous while building
-    dt = np.empty((n, len(x)))
-    t[0], dt[0] = 1.0, 0.0
+    dt = np.empty((m, len(x)))
+    t[0] = 1.0
+    if m:
+        dt[0] = 0.0
     if n > 1:
-        t[1], dt[1] = x, 1.0
+        t[1] = x
+    if m > 1:
+        dt[1] = 1.0
     x2 = 2.0 * x
     for k in range(2, n):
         np.multiply(x2, t[k - 1], out=t[k])
         t[k] -= t[k - 2]
-        np.multiply(x2, dt[k - 1], out=dt[k])
-        dt[k] += 2.0 * t[k - 1]
-        dt[k] -= dt[k - 2]
+        if k < m:
+            np.multiply(x2, dt[k - 1], out=dt[k])
+            dt[k] += 2.0 * t[k - 1]
+            dt[k] -= dt[k - 2]
     return t.T, dt.T
 
 
@@ -161,6 +172,13 @@ class DensityExpansion:
     _rows_j: np.ndarray = field(repr=False)
     m0: np.ndarray = field(repr=False)
     ma: np.ndarray = field(repr=False)
+    _basis: tuple | None = field(default=None, repr=False)
+    _rx: np.ndarray | None = field(default=None, repr=False)
+    _drx: np.ndarray | None = field(default=None, repr=False)
+    _m_self: np.ndarray | None = field(default=None, repr=False)
+    _kinds: tuple | None = field(default=None, repr=False)
+    _gate: tuple | None = field(default=None, repr=False)
+    m_gated: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def _dadu(self) -> np.ndarray:
@@ -172,8 +190,36 @@ class DensityExpansion:
         return len(self.species_index)
 
     # -- forward ---------------------------------------------------------------------
-    def features(self) -> np.ndarray:
-        """Descriptors G, shape (N, D)."""
+    def _self_values(self):
+        """Self-term radial functions X (P, Q) and dX/dr of every pair, computed on first use
+        from the stored Chebyshev basis (see :meth:`Descriptor.self_radial`)."""
+        if self._rx is None:
+            d = self.descriptor
+            n = d._n_chebyshev
+            self._rx, self._drx = d._self_from_basis(*d._basis(self._d, n, n))
+        return self._rx, self._drx
+
+    @property
+    def m_self(self) -> np.ndarray | None:
+        """Self-term densities ``sum_j X_q(r_ij)`` (N*S, Q) of ``exclude_self`` descriptors.
+
+        ``X_q`` are :meth:`Descriptor.self_radial` (``T_n fc²``, ``T_n fc³``); computed on
+        first use (the linear model's fast path never needs them).
+        """
+        if not self.descriptor.exclude_self:
+            return None
+        if self._m_self is None:
+            rx, _ = self._self_values()
+            self._m_self = self._scatter_i @ rx + self._scatter_j @ rx
+        return self._m_self
+
+    def features(self, subtract_self: bool = True) -> np.ndarray:
+        """Descriptors G, shape (N, D).
+
+        With ``subtract_self=False`` the products keep their self (j = k) terms even for
+        an ``exclude_self`` descriptor; ``G = G_raw - self`` then holds with
+        :meth:`self_energies` giving ``w · self`` (the linear model's fast path).
+        """
         d = self.descriptor
         n = self.n_atoms
         c0, s0 = d.n_channels0, d.n_channels0 + d.n_triu0
@@ -192,18 +238,146 @@ class DensityExpansion:
             gt[start:start + d.n_triua] = np.einsum("tmn,tmn->tn", ml[ia], ml[ib])
         a, b, c = d._i3
         if d.n_triple:
-            gt[d.n_features - d.n_triple:] = m0t[a] * m0t[b] * m0t[c]
+            gt[d._cubic] = m0t[a] * m0t[b] * m0t[c]
+        if d.exclude_self and subtract_self:
+            ms = self.m_self.reshape(n, d.n_species, d.n_self)
+            for b in range(d.n_species):
+                gt[d._self_cols[b]] -= (ms[:, b] @ d._self_map).T
+        if d.n_gated:
+            gt[d._gated] = self.m_gated.reshape(n, -1).T
         return gt.T
 
+    @property
+    def coordination(self) -> np.ndarray:
+        """Smooth coordination ``c_i = sum_j fc(r_ij)`` (N,) and, per pair, dfc/dr (P,).
+
+        Returned as ``(c, dfc)``; an atom with a single neighbour has ``c < 1``.
+        """
+        if self._basis is not None:
+            fc, dfc = self._basis[3], self._basis[4]
+        else:
+            fc, dfc, _ = quintic_switch(self._d, self.descriptor.r_on, self.descriptor.cutoff)
+        n = self.n_atoms
+        return (np.bincount(self.i, fc, minlength=n) + np.bincount(self.j, fc, minlength=n),
+                dfc)
+
+    @property
+    def gate_active(self) -> bool:
+        """Whether any pair of the structure has a non-zero gate (else the gated
+        densities and all their derivatives vanish)."""
+        return self._gate is not None and bool(self._gate[-1])
+
+    def _gated_radial_gradient(self, gamma) -> np.ndarray:
+        """d/dr_p (along the bond) of ``sum_i gamma_i · M_gated_i``, shape (P,).
+
+        ``gamma`` (N*S, Kg) is dE/dM_gated per (atom, neighbour element) row.  Besides
+        its own term ``R'_k h``, a pair changes every gate of its two atoms through
+        their coordination: ``dE/dfc_p = (S_i - phi_ip h'_ip) + (S_j - phi_jp h'_jp)``
+        with ``phi_ip = gamma[i, Z_j] · R(r_p)`` and ``S_i = sum_q phi_iq h'_iq``.
+        """
+        d = self.descriptor
+        h_i, dh_i, h_j, dh_j, dfc, _ = self._gate
+        kg = d.n_gated
+        r, dr = self._r[:, :kg], self._dr[:, :kg]
+        g_i, g_j = gamma[self._rows_i], gamma[self._rows_j]
+        phi_i = np.einsum("pk,pk->p", g_i, r)
+        phi_j = np.einsum("pk,pk->p", g_j, r)
+        n = self.n_atoms
+        total = (np.bincount(self.i, phi_i * dh_i, minlength=n)
+                 + np.bincount(self.j, phi_j * dh_j, minlength=n))
+        return (np.einsum("pk,pk->p", g_i, dr) * h_i + np.einsum("pk,pk->p", g_j, dr) * h_j
+                + dfc * (total[self.i] - phi_i * dh_i + total[self.j] - phi_j * dh_j))
+
+    def self_energies(self, w) -> np.ndarray:
+        """Per-atom ``w[Z_i] · (G_raw_i - G_i)`` (N,) for per-element weights w (S, D).
+
+        The self terms of an ``exclude_self`` descriptor are pair functions, so for a
+        linear model they are a pair potential per (centre, neighbour) element:
+        ``sum_j c[Z_i, Z_j] · X(r_ij)``, evaluated without forming the self densities.
+        Zero for descriptors that keep their self terms.
+        """
+        return self.self_terms(w)[0]
+
+    def self_terms(self, w):
+        """Self-term pair potential of per-element weights w (S, D): energies and gradient.
+
+        Returns
+        -------
+        energies : ndarray, shape (N,)
+            ``w[Z_i] · (G_raw_i - G_i)`` in eV (see :meth:`self_energies`).
+        radial : ndarray, shape (P,) or None
+            d/d|r_p| of ``-sum_i energies_i`` in eV/Å: the self terms' part of
+            :meth:`pair_gradient` for ``per_element=True`` (None without self terms).
+
+        In Chebyshev form ``phi(r) = fc² A(x) + fc³ B(x)`` per (centre, neighbour)
+        element pair, with ``A'``, ``B'`` from the derivative series: one small matrix
+        product with the pairs' Chebyshev rows.
+        """
+        d = self.descriptor
+        n = self.n_atoms
+        if not d.exclude_self or len(self.i) == 0:
+            return np.zeros(n), None
+        t, _, dxdr, fc, dfc = self._basis
+        coef = d._chebyshev_coefficients(d.self_coefficients(w))           # (2 S*S, n_t)
+        dcoef = np.zeros_like(coef)
+        dcoef[:, :-1] = chebder(coef, axis=1)
+        ab = (np.vstack([coef, dcoef]) @ t).ravel()                          # (4 S*S, P)
+        k_i, k_j = self._pair_kinds
+        shift = d.n_species ** 2 * len(fc)
+        a_i, a_j = ab.take(k_i), ab.take(k_j)
+        b_i, b_j = ab.take(k_i + shift), ab.take(k_j + shift)
+        fc2 = fc * fc
+        phi_i = fc2 * (a_i + fc * b_i)
+        phi_j = fc2 * (a_j + fc * b_j)
+        energies = (np.bincount(self.i, phi_i, minlength=n)
+                    + np.bincount(self.j, phi_j, minlength=n))
+        da = ab.take(k_i + 2 * shift) + ab.take(k_j + 2 * shift)
+        db = ab.take(k_i + 3 * shift) + ab.take(k_j + 3 * shift)
+        radial = -fc * (dfc * (2.0 * (a_i + a_j) + 3.0 * fc * (b_i + b_j))
+                        + fc * dxdr * (da + fc * db))
+        return energies, radial
+
+    @property
+    def _pair_kinds(self):
+        """Flat indices ``(Z_i S + Z_j) P + p`` and ``(Z_j S + Z_i) P + p`` into (S*S, P) arrays."""
+        if self._kinds is None:
+            s, p = self.descriptor.n_species, len(self.i)
+            zi, zj = self.species_index[self.i], self.species_index[self.j]
+            at = np.arange(p)
+            self._kinds = ((zi * s + zj) * p + at, (zj * s + zi) * p + at)
+        return self._kinds
+
+    def _self_radial_gradient(self, w, per_element: bool) -> np.ndarray:
+        """d/dr_p (along the bond) of ``-sum_i w_i · self_i``, shape (P,)."""
+        d = self.descriptor
+        s = d.n_species
+        if per_element:
+            return self.self_terms(w)[1]
+        n = self.n_atoms
+        gamma = np.empty((n, s, d.n_self))
+        for b in range(s):
+            gamma[:, b] = w[:, d._self_cols[b]] @ d._self_map.T
+        gamma = gamma.reshape(n * s, d.n_self)
+        _, drx = self._self_values()
+        return -np.einsum("pq,pq->p", gamma[self._rows_i] + gamma[self._rows_j], drx)
+
     # -- reverse mode: forces and virial -----------------------------------------------
-    def pair_gradient(self, w, per_element: bool = False) -> np.ndarray:
+    def pair_gradient(self, w=None, per_element: bool = False, raw=None,
+                      self_radial=None) -> np.ndarray:
         """dE/dr_p for every pair of a model with per-atom gradients ``w = dE/dG``.
 
         Parameters
         ----------
-        w : ndarray, shape (N, D), or (S, D) with ``per_element=True``
+        w : ndarray, shape (N, D), or (S, D) with ``per_element=True``, optional
             dE/dG_i in eV per descriptor unit; per element for a linear model, which
             takes a faster path (the weights become small dense matrices per element).
+        raw : ndarray, shape (N, D), optional
+            Further per-atom gradients w.r.t. the raw products
+            (``features(subtract_self=False)``; its gated columns are ignored), e.g. of a
+            network reading them, added to ``w``'s.
+        self_radial : ndarray, shape (P,), optional
+            The self terms' part for per-element ``w``, if already computed by
+            :meth:`self_terms`.
 
         Returns
         -------
@@ -212,8 +386,13 @@ class DensityExpansion:
         """
         d = self.descriptor
         n = self.n_atoms
-        w = np.asarray(w, dtype=float)
-        if per_element:
+        w = None if w is None else np.asarray(w, dtype=float)
+        if raw is not None:
+            total = np.array(raw, dtype=float)
+            if w is not None:
+                total += w[self.species_index] if per_element else w
+            gamma0, gammaa = self._moment_gradients(total)
+        elif per_element:
             gamma0, gammaa = self._moment_gradients_per_element(w)
         else:
             gamma0, gammaa = self._moment_gradients(w)
@@ -222,6 +401,16 @@ class DensityExpansion:
         out = np.empty((len(self.i), 3))
         for sl in _chunks(len(self.i)):
             out[sl] = self._pair_gradient_chunk(sl, gamma0, gammaa)
+        if w is None:
+            return out
+        if d.exclude_self and len(self.i):
+            if self_radial is None:
+                self_radial = self._self_radial_gradient(w, per_element)
+            out += self._u * self_radial[:, None]
+        if self.gate_active:
+            wg = w[:, d._gated]
+            gamma = (wg[self.species_index] if per_element else wg).reshape(n * d.n_species, -1)
+            out += self._u * self._gated_radial_gradient(gamma)[:, None]
         return out
 
     def _moment_gradients_per_element(self, w):
@@ -263,7 +452,7 @@ class DensityExpansion:
         ia, ib = d._iu0
         gamma0t = d._e0t[0] @ (w0t * m0t[ib]) + d._e0t[1] @ (w0t * m0t[ia])
         if d.n_triple:
-            w3t = np.ascontiguousarray(w[:, d.n_features - d.n_triple:].T)
+            w3t = np.ascontiguousarray(w[:, d._cubic].T)
             a, b, c = d._i3
             ma_, mb_, mc_ = m0t[a], m0t[b], m0t[c]
             gamma0t += (d._e3t[0] @ (w3t * mb_ * mc_) + d._e3t[1] @ (w3t * ma_ * mc_)
@@ -324,7 +513,7 @@ class DensityExpansion:
         return forces, virial
 
     # -- forward mode ------------------------------------------------------------------
-    def jvp(self, dx=None, pair_dr=None) -> np.ndarray:
+    def jvp(self, dx=None, pair_dr=None, subtract_self: bool = True) -> np.ndarray:
         """Directional derivative of G along a displacement field.
 
         Parameters
@@ -334,6 +523,8 @@ class DensityExpansion:
         pair_dr : ndarray, shape (P, 3), optional
             Additional change of every pair vector in Å, e.g. ``r_p @ eps.T`` for a
             homogeneous strain ``eps``.
+        subtract_self : bool
+            False: of the raw products (see :meth:`features`).
 
         Returns
         -------
@@ -366,7 +557,26 @@ class DensityExpansion:
         a, b, c = d._i3
         blocks.append(dm0[:, a] * m0[:, b] * m0[:, c] + m0[:, a] * dm0[:, b] * m0[:, c]
                       + m0[:, a] * m0[:, b] * dm0[:, c])
-        return np.concatenate(blocks, axis=1)
+        blocks.append(np.zeros((n, d.n_species * d.n_gated)))
+        out = np.concatenate(blocks, axis=1)
+        if d.exclude_self and subtract_self:
+            dxs = self._self_values()[1] * along[:, None]
+            dms = (self._scatter_i @ dxs + self._scatter_j @ dxs).reshape(n, d.n_species, -1)
+            for s in range(d.n_species):
+                out[:, d._self_cols[s]] -= dms[:, s] @ d._self_map
+        if self.gate_active:
+            h_i, dh_i, h_j, dh_j, dfc, _ = self._gate
+            kg = d.n_gated
+            dfc_along = dfc * along
+            dcoord = (np.bincount(self.i, dfc_along, minlength=n)
+                      + np.bincount(self.j, dfc_along, minlength=n))
+            dz_i = dcoord[self.i] - dfc_along
+            dz_j = dcoord[self.j] - dfc_along
+            r, dr_ = self._r[:, :kg], self._dr[:, :kg] * along[:, None]
+            side_i = dr_ * h_i[:, None] + r * (dh_i * dz_i)[:, None]
+            side_j = dr_ * h_j[:, None] + r * (dh_j * dz_j)[:, None]
+            out[:, d._gated] = (self._scatter_i @ side_i + self._scatter_j @ side_j).reshape(n, -1)
+        return out
 
     def _scatter(self, phi0, phia):
         """Sum per-pair values (P, K0) and (P, Ka*Ma) onto (N*S, ...) moment rows."""
@@ -409,7 +619,35 @@ class DensityExpansion:
         blocks.append(dm0[:, a] * (m0[:, b] * m0[:, c])[:, :, None]
                       + dm0[:, b] * (m0[:, a] * m0[:, c])[:, :, None]
                       + dm0[:, c] * (m0[:, a] * m0[:, b])[:, :, None])
-        return np.concatenate(blocks, axis=1), centre
+        if d.n_gated:
+            blocks.append(self._gated_side_jacobian(side, nb))
+        jac = np.concatenate(blocks, axis=1)
+        if d.exclude_self:
+            dself = (self._self_values()[1] @ d._self_map)[:, :, None] * self._u[:, None, :]
+            for s in range(d.n_species):
+                rows_s = np.flatnonzero(nb == s)
+                jac[rows_s[:, None], d._self_cols[s][None, :]] -= dself[rows_s]
+        return jac, centre
+
+    def _gated_side_jacobian(self, side: str, nb) -> np.ndarray:
+        """d M_gated[centre] / dr_p, shape (P, S*Kg, 3), for one side of every pair."""
+        d = self.descriptor
+        p, s, kg = len(self.i), d.n_species, d.n_gated
+        out = np.zeros((p, s, kg, 3))
+        if not self.gate_active:
+            return out.reshape(p, s * kg, 3)
+        h_i, dh_i, h_j, dh_j, dfc, _ = self._gate
+        h, dh = (h_i, dh_i) if side == "i" else (h_j, dh_j)
+        centre = self.i if side == "i" else self.j
+        r, dr = self._r[:, :kg], self._dr[:, :kg]
+        # T[a, b, k] = sum over pairs q of centre a with neighbour element b of R_k h'
+        t = (self._scatter_i @ (r * dh_i[:, None])
+             + self._scatter_j @ (r * dh_j[:, None])).reshape(self.n_atoms, s, kg)
+        out += (dfc[:, None, None] * t[centre])[..., None] * self._u[:, None, None, :]
+        rows = np.arange(p)
+        own = dr * h[:, None] - r * (dh * dfc)[:, None]
+        out[rows, nb] += own[:, :, None] * self._u[:, None, :]
+        return out.reshape(p, s * kg, 3)
 
     def summed_jacobian(self):
         """Per-element sums of G and their derivatives (rows of a linear model's fit).
@@ -482,6 +720,24 @@ class Descriptor:
         Number of radial functions per element whose densities also enter as cubic
         products ``M0_a M0_b M0_c`` (a <= b <= c): the curvature of an embedding
         function, as in EAM/EMT.
+    exclude_self : bool, default False
+        Remove the self (j = k) terms from every product of densities: the quadratic
+        and angular invariants become ``sum_{j != k}`` and the cubic products lose their
+        ``j = k = m`` terms (see :meth:`self_radial`).  Every feature except the radial
+        densities M0 then vanishes for an atom with a single neighbour, so a linear
+        model's dimer curve is its pair term ``w · M0`` alone and the many-body part is
+        exactly zero on dimers.
+    n_gated : int, default 0
+        Number of radial functions (<= n_radial) of the gated pair densities
+        ``M_gated[i, b, k] = sum_{j, Z_j = b} R_k(r_ij) h(z_ij)``, where
+        ``z_ij = sum_{m != j} fc(r_im)`` is the coordination of i without j and
+        ``h`` the quintic switch from 1 at z = 0 to 0 at ``gate_width``: a bond-order
+        pair term (as in Tersoff/Brenner potentials) that is the full pair density for an
+        isolated dimer and exactly zero once an atom has about ``gate_width`` other
+        neighbour-equivalents (every condensed structure).  With ``exclude_self`` it lets a
+        linear model's dimer curve be fitted without touching the condensed phase.
+    gate_width : float, default 1.0
+        Coordination (sum of fc of the other neighbours) at which the gate has closed.
 
     Attributes
     ----------
@@ -491,7 +747,8 @@ class Descriptor:
 
     def __init__(self, species, cutoff: float = 5.5, r_on: float = 0.0, n_radial: int = 8,
                  n_angular: int = 5, l_max: int = 3, r_min: float = 1.5, n_cubic: int = 0,
-                 radial_decay: float = 0.0):
+                 radial_decay: float = 0.0, exclude_self: bool = False, n_gated: int = 0,
+                 gate_width: float = 1.0):
         self.species = [str(s) for s in species]
         unknown = [s for s in self.species if s not in atomic_numbers]
         if unknown or len(set(self.species)) != len(self.species) or not self.species:
@@ -565,14 +822,160 @@ class Descriptor:
         self._i3 = np.array(triples, dtype=int).reshape(-1, 3).T
         self.n_triple = self._i3.shape[1]
         self._e3t = [sp.csr_matrix(np.eye(self.n_channels0)[idx].T) for idx in self._i3]
-        self.n_features = (self.n_channels0 + self.n_triu0 + self.l_max * self.n_triua
-                           + self.n_triple)
+        start = self.n_channels0 + self.n_triu0 + self.l_max * self.n_triua
+        self._cubic = slice(start, start + self.n_triple)
+        if not 0 <= n_gated <= n_radial or gate_width <= 0:
+            raise ValueError("need 0 <= n_gated <= n_radial and gate_width > 0")
+        self.n_gated, self.gate_width = int(n_gated), float(gate_width)
+        self._gated = slice(self._cubic.stop, self._cubic.stop + self.n_species * self.n_gated)
+        self.n_features = self._gated.stop
+        self.exclude_self = bool(exclude_self)
+        self._build_self_map()
+
+    def _build_self_map(self):
+        """Self terms of the products as linear maps of the self densities.
+
+        For one neighbour element b, the j = k terms of the products are
+        ``sum_j R_k R_k' = sum_j T_k T_k' fc²`` (quadratic and, since
+        ``sum_m A_m(u)² = 1``, every angular degree) and ``sum_j T_a T_b T_c fc³``
+        (cubic); with ``T_k T_k' = (T_{k+k'} + T_{|k-k'|}) / 2`` they are linear in the
+        Q self densities of :meth:`self_radial`.  ``_self_cols[b]`` (S, L) are the
+        feature columns of neighbour element b's self terms and ``_self_map`` (Q, L)
+        their coefficients: ``self features = X @ _self_map``.
+        """
+        k0, ka, kc = self.n_radial, self.n_angular, self.n_cubic
+        self.n_self2 = 2 * k0 - 1
+        self.n_self3 = 3 * kc - 2 if kc else 0
+        self.n_self = self.n_self2 + self.n_self3
+        self._n_chebyshev = (max(k0, self.n_self2, self.n_self3) if self.exclude_self
+                             else k0)
+        s0 = self.n_channels0 + self.n_triu0
+        quad = {(a, b): t for t, (a, b) in enumerate(zip(*self._iu0))}
+        ang = {(a, b): t for t, (a, b) in enumerate(zip(*self._iua))}
+        cub = {tuple(abc): t for t, abc in enumerate(self._i3.T.tolist())}
+        cols = [[] for _ in range(self.n_species)]
+        entries = []   # per self column: list of (self density index, coefficient)
+        for b in range(self.n_species):
+            for k in range(k0):
+                for k2 in range(k, k0):
+                    cols[b].append(self.n_channels0 + quad[(b * k0 + k, b * k0 + k2)])
+            for l in range(self.l_max):
+                for k in range(ka):
+                    for k2 in range(k, ka):
+                        cols[b].append(s0 + l * self.n_triua + ang[(b * ka + k, b * ka + k2)])
+            for abc in self._i3.T.tolist():
+                if all(c // k0 == b for c in abc):
+                    cols[b].append(self._cubic.start + cub[tuple(abc)])
+        for k in range(k0):
+            for k2 in range(k, k0):
+                entries.append([(k + k2, 0.5), (k2 - k, 0.5)])
+        for l in range(self.l_max):
+            for k in range(ka):
+                for k2 in range(k, ka):
+                    entries.append([(k + k2, 0.5), (k2 - k, 0.5)])
+        for a, b_, c in self._i3.T.tolist():
+            if a // k0 == b_ // k0 == c // k0 == 0:
+                a, b_, c = a % k0, b_ % k0, c % k0
+                entries.append([(self.n_self2 + n, 0.25) for n in
+                                (a + b_ + c, abs(a + b_ - c), abs(a - b_) + c,
+                                 abs(abs(a - b_) - c))])
+        self._self_cols = np.array(cols, dtype=int)
+        self._self_map = np.zeros((self.n_self, len(entries)))
+        for col, terms in enumerate(entries):
+            for q, coefficient in terms:
+                self._self_map[q, col] += coefficient
+
+    def self_radial(self, r):
+        """Self-term radial functions ``X_q(r)`` and derivatives, each (P, Q), r in Å.
+
+        ``[T_n(x) fc² for n < 2 K0 - 1] + [T_n(x) fc³ for n < 3 n_cubic - 2]``: the
+        products ``R_k R_k'`` and ``R_a R_b R_c`` of one neighbour with itself span them.
+        """
+        n = max(self.n_radial, self.n_self2, self.n_self3)
+        return self._self_from_basis(*self._basis(np.asarray(r, dtype=float), n, n))
+
+    def _basis(self, r, n: int | None = None, n_derivatives: int | None = None):
+        """Chebyshev rows and switch of distances r (P,): ``(t, dt, dx/dr, fc, dfc/dr)``.
+
+        ``t`` (n_t, P) holds ``T_n(x)`` for every n the descriptor uses (radial functions
+        and, with ``exclude_self``, the self terms), ``dt`` the derivatives ``dT_n/dx``
+        of the first ``n_derivatives`` (default: the radial functions').
+        """
+        x, dxdr = self.scaled_distance(r)
+        t, dt = chebyshev(x, self._n_chebyshev if n is None else n,
+                          self.n_radial if n_derivatives is None else n_derivatives)
+        fc, dfc, _ = quintic_switch(r, self.r_on, self.cutoff)
+        return t.T, dt.T, dxdr, fc, dfc
+
+    def _self_from_basis(self, t, dt, dxdr, fc, dfc):
+        """X (P, Q) and dX/dr (P, Q) from :meth:`_basis` (see :meth:`self_radial`)."""
+        values = np.empty((len(fc), self.n_self))
+        derivatives = np.empty((len(fc), self.n_self))
+        for start, count, power in ((0, self.n_self2, 2), (self.n_self2, self.n_self3, 3)):
+            f = fc**power
+            df = power * fc ** (power - 1) * dfc
+            sl = slice(start, start + count)
+            values[:, sl] = (t[:count] * f).T
+            derivatives[:, sl] = (dt[:count] * (dxdr * f) + t[:count] * df).T
+        return values, derivatives
+
+    def _chebyshev_coefficients(self, c):
+        """Self-term pair coefficients c (S, S, Q) as rows over T_n: (2 S*S, n_t).
+
+        Rows ``[:S*S]`` multiply ``fc²``, rows ``[S*S:]`` ``fc³`` (zero-padded).
+        """
+        ss = self.n_species ** 2
+        out = np.zeros((2 * ss, self._n_chebyshev))
+        c = c.reshape(ss, self.n_self)
+        out[:ss, :self.n_self2] = c[:, :self.n_self2]
+        out[ss:, :self.n_self3] = c[:, self.n_self2:]
+        return out
+
+    def gates(self, i, j, fc, dfc, n_atoms: int):
+        """Gates of both ends of every pair (see ``n_gated``).
+
+        Parameters
+        ----------
+        i, j : ndarray of int, shape (P,)
+            Half neighbour list.
+        fc, dfc : ndarray, shape (P,)
+            Switching function of the pairs and its derivative (1/Å).
+        n_atoms : int
+
+        Returns
+        -------
+        tuple
+            ``(h_i, dh_i, h_j, dh_j, dfc, active)``: gate value and dh/dz at the i and
+            j end of each pair (P,), dfc/dr (P,) in 1/Å, and whether any gate is open.
+        """
+        coordination = (np.bincount(i, fc, minlength=n_atoms)
+                        + np.bincount(j, fc, minlength=n_atoms))
+        z_i, z_j = coordination[i] - fc, coordination[j] - fc
+        if len(fc) and min(z_i.min(), z_j.min()) >= self.gate_width:   # all closed (bulk)
+            zero = np.zeros(len(fc))
+            return zero, zero, zero, zero, dfc, False
+        h_i, dh_i, _ = quintic_switch(z_i, 0.0, self.gate_width)
+        h_j, dh_j, _ = quintic_switch(z_j, 0.0, self.gate_width)
+        return h_i, dh_i, h_j, dh_j, dfc, bool(np.any(h_i > 0) or np.any(h_j > 0))
+
+    def self_coefficients(self, w) -> np.ndarray:
+        """Per-element weights w (S, D) as self-term pair coefficients c (S, S, Q).
+
+        ``w[e] · self features`` of a centre of element e equals
+        ``sum_j c[e, Z_j] · X(r_ij)`` (:meth:`self_radial`).
+        """
+        w = np.asarray(w, dtype=float)
+        return np.stack([np.stack([self._self_map @ w[e, self._self_cols[b]]
+                                   for b in range(self.n_species)])
+                         for e in range(len(w))])
 
     def get_params(self) -> dict:
         """Constructor arguments (to store next to fitted weights)."""
         return dict(species=list(self.species), cutoff=self.cutoff, r_on=self.r_on,
                     n_radial=self.n_radial, n_angular=self.n_angular, l_max=self.l_max,
-                    r_min=self.r_min, n_cubic=self.n_cubic, radial_decay=self.radial_decay)
+                    r_min=self.r_min, n_cubic=self.n_cubic, radial_decay=self.radial_decay,
+                    exclude_self=self.exclude_self, n_gated=self.n_gated,
+                    gate_width=self.gate_width)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -594,7 +997,7 @@ class Descriptor:
         np.add.at(pair, (ia, ib), w[c0:s0])
         pair = pair + pair.T                       # d(sum w M_a M_b)/dM
         cubic = np.zeros((c0, c0, c0))             # [(x, y), z]: dE/dM_z += w M_x M_y
-        w3 = w[self.n_features - self.n_triple:]
+        w3 = w[self._cubic]
         a, b, c = self._i3
         np.add.at(cubic, (b, c, a), w3)
         np.add.at(cubic, (a, c, b), w3)
@@ -613,6 +1016,7 @@ class Descriptor:
         for l in range(1, self.l_max + 1):
             names += [f"P{l}[{cha[a]},{cha[b]}]" for a, b in zip(*self._iua)]
         names += [f"R[{ch0[a]}]R[{ch0[b]}]R[{ch0[c]}]" for a, b, c in self._i3.T]
+        names += [f"Rgated[{s}{k}]" for s in self.species for k in range(self.n_gated)]
         return names
 
     def species_index(self, atoms) -> np.ndarray:
@@ -631,11 +1035,13 @@ class Descriptor:
 
     def radial(self, r):
         """Radial functions and derivatives, each of shape (P, n_radial), r in Å."""
-        x, dxdr = self.scaled_distance(r)
-        t, dt = chebyshev(x, self.n_radial)
-        fc, dfc, _ = quintic_switch(r, self.r_on, self.cutoff)
-        values = np.ascontiguousarray(t * fc[:, None])
-        derivatives = np.ascontiguousarray(dt * (dxdr * fc)[:, None] + t * dfc[:, None])
+        return self._radial_from_basis(*self._basis(np.asarray(r, dtype=float)))
+
+    def _radial_from_basis(self, t, dt, dxdr, fc, dfc):
+        k = self.n_radial
+        t, dt = t[:k], dt[:k]                 # rows: contiguous arithmetic, one transpose
+        values = np.ascontiguousarray((t * fc).T)
+        derivatives = np.ascontiguousarray((dt * (dxdr * fc) + t * dfc).T)
         return values, derivatives
 
     def scaled_distance(self, r):
@@ -691,7 +1097,8 @@ class Descriptor:
         species_index = self.species_index(atoms)
         nl = neighbor_list(atoms, self.cutoff, full=False)
         n, s = len(atoms), self.n_species
-        r, dr = self.radial(nl.distance)
+        basis = self._basis(nl.distance)
+        r, dr = self._radial_from_basis(*basis)
         u = nl.vector / nl.distance[:, None] if len(nl.i) else np.zeros((0, 3))
         a = np.ascontiguousarray(self.monomials(u, self._n_mono)[:, 1:] * self._coefficient)
         rows_i = nl.i * s + species_index[nl.j]
@@ -705,6 +1112,15 @@ class Descriptor:
             vector=nl.vector, volume=volume, _u=u, _d=nl.distance, _r=r, _dr=dr, _a=a,
             _scatter_i=scatter_i, _scatter_j=scatter_j, _rows_i=rows_i,
             _rows_j=rows_j, m0=None, ma=None)
+        if self.exclude_self or self.n_gated:
+            exp._basis = basis
+        if self.n_gated:
+            exp._gate = self.gates(nl.i, nl.j, basis[3], basis[4], n)
+            exp.m_gated = np.zeros((n * s, self.n_gated))
+            if exp.gate_active:
+                h_i, h_j = exp._gate[0], exp._gate[2]
+                rk = r[:, :self.n_gated]
+                exp.m_gated = scatter_i @ (rk * h_i[:, None]) + scatter_j @ (rk * h_j[:, None])
         exp.m0 = scatter_i @ r + scatter_j @ r
         # sum_p R_k(r_p) A_m(u_p) onto atoms: one sparse matrix per radial function
         # (values R_k) so the (P, Ka*Ma) product array is never formed
@@ -762,4 +1178,11 @@ def concatenate(expansions) -> DensityExpansion:
         _scatter_i=_scatter_matrix(rows_i, n * s),
         _scatter_j=_scatter_matrix(rows_j, n * s),
         _rows_i=rows_i, _rows_j=rows_j,
-        m0=cat([e.m0 for e in expansions]), ma=cat([e.ma for e in expansions]))
+        m0=cat([e.m0 for e in expansions]), ma=cat([e.ma for e in expansions]),
+        _basis=(cat([e._basis[0] for e in expansions], axis=1),
+                cat([e._basis[1] for e in expansions], axis=1),
+                *(cat([e._basis[k] for e in expansions]) for k in (2, 3, 4)))
+        if expansions[0]._basis is not None else None,
+        _gate=(tuple(cat([e._gate[k] for e in expansions]) for k in range(5))
+               + (any(e.gate_active for e in expansions),)) if d.n_gated else None,
+        m_gated=cat([e.m_gated for e in expansions]) if d.n_gated else None)

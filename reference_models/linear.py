@@ -32,7 +32,8 @@ from .descriptors import Descriptor
 __all__ = [
     "KINDS", "Sigmas", "DesignMatrix", "design_matrix", "NormalEquations",
     "normal_equations", "solve", "LinearModel", "fit_linear", "cross_validate",
-    "pareto_front", "multifidelity_fit", "errors", "EV_PER_A3_TO_GPA",
+    "pareto_front", "multifidelity_fit", "errors", "EV_PER_A3_TO_GPA", "structure_weight",
+    "free_atom_energies",
 ]
 
 KINDS = ("energy", "forces", "stress")
@@ -45,10 +46,27 @@ EV_PER_A3_TO_GPA = 160.21766208
 CONFIG_WEIGHTS = {"dimer": {"energy": 0.005, "forces": 0.05}, "atom": 0.005}
 
 
-def structure_weight(atoms, kind: str = "energy") -> float:
-    """Relative weight of a structure's rows of one kind (see :data:`CONFIG_WEIGHTS`)."""
-    weight = CONFIG_WEIGHTS.get(atoms.info.get("config_type"), 1.0)
+def structure_weight(atoms, kind: str = "energy", config_weights: dict | None = None) -> float:
+    """Relative weight of a structure's rows of one kind.
+
+    ``config_weights`` maps ``config_type`` to a weight or to ``{kind: weight}``
+    (default :data:`CONFIG_WEIGHTS`); unlisted types weigh 1.
+    """
+    table = CONFIG_WEIGHTS if config_weights is None else config_weights
+    weight = table.get(atoms.info.get("config_type"), 1.0)
     return weight.get(kind, 1.0) if isinstance(weight, dict) else weight
+
+
+def free_atom_energies(structures) -> dict:
+    """Energies (eV) of isolated single atoms among labelled structures, by element."""
+    return {a.get_chemical_symbols()[0]: float(a.calc.results["energy"]) for a in structures
+            if len(a) == 1 and not a.pbc.any() and a.calc is not None}
+
+
+def _binding_row(atoms, free_atoms) -> bool:
+    """True when a dimer's energy row is fitted as a binding energy (free atoms known)."""
+    return (free_atoms is not None and atoms.info.get("config_type") == "dimer"
+            and all(s in free_atoms for s in atoms.get_chemical_symbols()))
 
 
 @dataclass(frozen=True)
@@ -102,8 +120,15 @@ class DesignMatrix:
     row_weight: np.ndarray
 
 
-def _structure_rows(atoms, descriptor: Descriptor, core: CoreRepulsion | None = None):
-    """Unweighted (X, y, kind) blocks of one labelled structure (labels minus the core term)."""
+def _structure_rows(atoms, descriptor: Descriptor, core: CoreRepulsion | None = None,
+                    free_atoms: dict | None = None):
+    """Unweighted (X, y, kind) blocks of one labelled structure (labels minus the core term).
+
+    With ``free_atoms`` (element -> energy of the isolated atom, eV) a dimer's energy row
+    is its binding energy per atom, ``(E - sum E_free) / N``, predicted without the
+    reference energies e0: the dimer curve relative to the separated atoms, which is
+    what a dimer scan measures, independent of where the bulk puts e0.
+    """
     exp = descriptor.expand(atoms)
     gsum, dx, deps = exp.summed_jacobian()
     n, s = len(atoms), descriptor.n_species
@@ -115,8 +140,12 @@ def _structure_rows(atoms, descriptor: Descriptor, core: CoreRepulsion | None = 
         e_core = energies.sum()
         f_core, v_core = exp.scatter_pair_gradient(pair_g)
     rows, cols = [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]
-    blocks = [(np.r_[counts, gsum.ravel()][None] / n,
-               np.array([(results["energy"] - e_core) / n]), "energy")]
+    e_ref, count_cols = 0.0, counts
+    if _binding_row(atoms, free_atoms):
+        e_ref = sum(free_atoms[s] for s in atoms.get_chemical_symbols())
+        count_cols = np.zeros(s)
+    blocks = [(np.r_[count_cols, gsum.ravel()][None] / n,
+               np.array([(results["energy"] - e_core - e_ref) / n]), "energy")]
     if "forces" in results:
         xf = np.concatenate([np.zeros((n * 3, s)), -dx.reshape(n * 3, -1)], axis=1)
         blocks.append((xf, (np.asarray(results["forces"]) - f_core).ravel(), "forces"))
@@ -129,7 +158,8 @@ def _structure_rows(atoms, descriptor: Descriptor, core: CoreRepulsion | None = 
 
 
 def design_matrix(structures, descriptor: Descriptor, sigmas: Sigmas | None = None,
-                  core: CoreRepulsion | None = CoreRepulsion()):
+                  core: CoreRepulsion | None = CoreRepulsion(), config_weights: dict | None = None,
+                  binding: bool = False):
     """Design matrix of the linear model for labelled structures.
 
     Parameters
@@ -141,6 +171,11 @@ def design_matrix(structures, descriptor: Descriptor, sigmas: Sigmas | None = No
         Expected errors defining ``row_weight``; defaults to ``Sigmas()``.
     core : CoreRepulsion or None
         Fixed short-range term of the model; its contribution is subtracted from ``y``.
+    config_weights : dict, optional
+        Relative weights per configuration type (see :func:`structure_weight`).
+    binding : bool
+        Fit dimer energies as binding energies relative to the isolated atoms found in
+        ``structures`` (see :func:`_structure_rows`).
 
     Returns
     -------
@@ -150,14 +185,16 @@ def design_matrix(structures, descriptor: Descriptor, sigmas: Sigmas | None = No
         Cook's distance and leverage of rows or structures follow from it.
     """
     sigmas = Sigmas() if sigmas is None else sigmas
+    structures = list(structures)
+    free = free_atom_energies(structures) if binding else None
     xs, ys, idx, kinds, rel = [], [], [], [], []
     for k, atoms in enumerate(structures):
-        for x, y, kind in _structure_rows(atoms, descriptor, core):
+        for x, y, kind in _structure_rows(atoms, descriptor, core, free):
             xs.append(x)
             ys.append(y)
             idx.append(np.full(len(y), k))
             kinds.append(np.full(len(y), kind))
-            rel.append(np.full(len(y), structure_weight(atoms, kind)))
+            rel.append(np.full(len(y), structure_weight(atoms, kind, config_weights)))
     kind = np.concatenate(kinds)
     weight = np.array([sigmas.weight(k) for k in KINDS])[
         np.searchsorted(np.array(KINDS), kind)] * np.concatenate(rel) if len(kind) else np.zeros(0)
@@ -226,20 +263,23 @@ def _weight(weights, key):
 
 
 def normal_equations(structures, descriptor: Descriptor, group_of,
-                     core: CoreRepulsion | None = CoreRepulsion()) -> NormalEquations:
+                     core: CoreRepulsion | None = CoreRepulsion(), config_weights: dict | None = None,
+                     binding: bool = False) -> NormalEquations:
     """Accumulate :class:`NormalEquations` with ``group_of(atoms)`` as the group label.
 
-    Labels are taken minus the fixed ``core`` term (see :func:`design_matrix`); rows are
-    scaled by :func:`structure_weight`.
+    Labels are taken minus the fixed ``core`` term (see :func:`design_matrix`, also for
+    ``binding``); rows are scaled by :func:`structure_weight` with ``config_weights``.
     """
+    structures = list(structures)
+    free = free_atom_energies(structures) if binding else None
     groups = []
     stats = NormalEquations(groups)
     for atoms in structures:
         group = group_of(atoms)
         if group not in groups:
             groups.append(group)
-        for x, y, kind in _structure_rows(atoms, descriptor, core):
-            scale = structure_weight(atoms, kind)
+        for x, y, kind in _structure_rows(atoms, descriptor, core, free):
+            scale = structure_weight(atoms, kind, config_weights)
             stats.add(group, kind, scale * x, scale * y)
     return stats
 
@@ -317,19 +357,24 @@ class LinearModel:
 
     kind = "linear"
 
-    def evaluate_expansion(self, expansion, features=None, extra_energies=None,
-                           extra_w=None) -> dict:
+    def evaluate_expansion(self, expansion, raw_features=None, extra_energies=None,
+                           extra_w=None, extra_radial=None) -> dict:
         """Energy, energies, forces and virial, optionally with a per-atom addition.
 
         Parameters
         ----------
         expansion : DensityExpansion
-        features : ndarray (N, D), optional
-            Precomputed ``expansion.features()``.
+        raw_features : ndarray (N, D), optional
+            Precomputed ``expansion.features(subtract_self=False)``: the products with
+            their self terms; an ``exclude_self`` descriptor's self terms enter as the
+            pair potential :meth:`DensityExpansion.self_energies` (no self densities
+            are formed).
         extra_energies : ndarray (N,), optional
             Added per-atom energies in eV (e.g. a neural network's).
         extra_w : ndarray (N, D), optional
-            Their gradients dE/dG.
+            Their gradients w.r.t. the raw features (gated columns ignored).
+        extra_radial : ndarray (P,), optional
+            Further dE/d|r_p| of the addition (eV/Å), e.g. through a coordination.
 
         Returns
         -------
@@ -337,13 +382,15 @@ class LinearModel:
             ``energy`` (eV), ``energies`` (N,), ``forces`` (N, 3) eV/Å, ``virial``
             (3, 3) eV, including the core repulsion.
         """
-        g = expansion.features() if features is None else features
-        e = self.linear_energies(expansion, g)
-        if extra_energies is None:
-            pair_g = expansion.pair_gradient(self.w, per_element=True)
-        else:
+        g = expansion.features(subtract_self=False) if raw_features is None else raw_features
+        e_self, self_radial = expansion.self_terms(self.w)
+        e = self.linear_energies(expansion, g) - e_self
+        if extra_energies is not None:
             e = e + extra_energies
-            pair_g = expansion.pair_gradient(self.w[expansion.species_index] + extra_w)
+        pair_g = expansion.pair_gradient(self.w, per_element=True, raw=extra_w,
+                                         self_radial=self_radial)
+        if extra_radial is not None:
+            pair_g += expansion._u * extra_radial[:, None]
         if self.core is not None:
             e_core, g_core = self.core.evaluate(expansion)
             e, pair_g = e + e_core, pair_g + g_core
@@ -367,15 +414,30 @@ class LinearModel:
                    core=CoreRepulsion(*map(float, core)) if len(core) else None)
 
 
+#: Configuration types that are fitted but never held out by the cross-validation:
+#: there is one dimer scan per species pair, and a held-out scan would leave its gated
+#: pair term (see :class:`~reference_models.descriptors.Descriptor`) unconstrained.
+TRAIN_ONLY = ("dimer", "atom")
+#: Fold label of the TRAIN_ONLY trajectories.
+ALWAYS = "always"
+
+
 def fold_of(structures, n_folds: int, seed: int = 0):
-    """Map trajectory id -> fold index (whole trajectories per fold)."""
-    ids = sorted({a.info["trajectory"] for a in structures})
+    """Map trajectory id -> fold index (whole trajectories per fold).
+
+    Trajectories of :data:`TRAIN_ONLY` configuration types map to :data:`ALWAYS`, a
+    group :func:`cross_validate` always trains on and never holds out.
+    """
+    always = {a.info["trajectory"] for a in structures
+              if a.info.get("config_type") in TRAIN_ONLY}
+    ids = sorted({a.info["trajectory"] for a in structures} - always)
     order = np.random.default_rng(seed).permutation(len(ids))
-    return {ids[k]: int(f % n_folds) for f, k in enumerate(order)}
+    return {**{ids[k]: int(f % n_folds) for f, k in enumerate(order)},
+            **{t: ALWAYS for t in always}}
 
 
 def cross_validate(stats: NormalEquations, sigmas: Sigmas, lambdas, n_species: int):
-    """Grouped cross-validation of the ridge strength.
+    """Grouped cross-validation of the ridge strength (group :data:`ALWAYS` is never held out).
 
     Returns
     -------
@@ -388,6 +450,8 @@ def cross_validate(stats: NormalEquations, sigmas: Sigmas, lambdas, n_species: i
         sse = {k: 0.0 for k in KINDS}
         cnt = {k: 0 for k in KINDS}
         for group in stats.groups:
+            if group == ALWAYS:
+                continue
             a, b = stats.total(weights, exclude=(group,))
             theta = solve(a, b, lam, n_species)
             for kind in KINDS:
@@ -402,7 +466,8 @@ def cross_validate(stats: NormalEquations, sigmas: Sigmas, lambdas, n_species: i
 
 def fit_linear(structures, descriptor: Descriptor, sigmas: Sigmas | None = None,
                lambdas=None, n_folds: int = 5, seed: int = 0, stats=None, verbose=False,
-               core: CoreRepulsion | None = CoreRepulsion()):
+               core: CoreRepulsion | None = CoreRepulsion(), config_weights: dict | None = None,
+               binding: bool = False):
     """Fit the linear model with the ridge strength chosen by grouped cross-validation.
 
     Parameters
@@ -423,6 +488,9 @@ def fit_linear(structures, descriptor: Descriptor, sigmas: Sigmas | None = None,
         must have been built with the same ``core``.
     core : CoreRepulsion or None
         Fixed short-range repulsion of the model.
+    config_weights, binding
+        Row weights per configuration type and binding-energy rows of dimers (see
+        :func:`design_matrix`); used when ``stats`` is not given.
 
     Returns
     -------
@@ -435,7 +503,7 @@ def fit_linear(structures, descriptor: Descriptor, sigmas: Sigmas | None = None,
     if stats is None:
         folds = fold_of(structures, n_folds, seed)
         stats = normal_equations(structures, descriptor, lambda a: folds[a.info["trajectory"]],
-                                 core)
+                                 core, config_weights, binding)
     cv = cross_validate(stats, sigmas, lambdas, descriptor.n_species)
     best = cv.loc[cv["loss"].idxmin()]
     if verbose:

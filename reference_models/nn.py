@@ -32,7 +32,7 @@ from .linear import LinearModel
 from .switching import quintic_switch
 
 __all__ = ["MLP", "Adam", "ResidualNetwork", "DirectForceModel", "train_residual",
-           "train_direct"]
+           "train_direct", "network_inputs", "coordination_gate"]
 
 
 class MLP:
@@ -164,6 +164,16 @@ class ResidualNetwork:
         Input standardisation per element.
     params : list of dict
         MLP parameters per element (see :class:`MLP`); the MLP output is in eV.
+    inputs : ndarray of bool, shape (D,), optional
+        Descriptor columns the MLP reads (default all; :func:`network_inputs`: all but the
+        gated pair densities, which are zero in condensed phases).
+    gate : tuple of float, optional
+        Coordinations ``(c_off, c_on)``: the MLP energy of atom i is multiplied by
+        ``s(c_i)``, 0 for ``c_i <= c_off`` and 1 for ``c_i >= c_on`` (quintic in between),
+        with ``c_i = sum_j fc(r_ij)`` (:attr:`DensityExpansion.coordination`).  An atom
+        with a single neighbour has ``c_i < 1``, so with ``c_off = 1`` the network adds
+        nothing to a dimer, whose curve is the linear model's; every training atom has
+        ``c_i >= c_on``, where the gate is exactly 1.
     """
 
     linear: LinearModel
@@ -171,14 +181,38 @@ class ResidualNetwork:
     scale: np.ndarray
     params: list
     info: dict = field(default_factory=dict)
+    inputs: np.ndarray | None = None
+    gate: tuple | None = None
     kind = "nn"
 
     @property
     def descriptor(self) -> Descriptor:
         return self.linear.descriptor
 
+    @property
+    def inverse_scale(self) -> np.ndarray:
+        """``inputs / scale`` (S, D): the standardised input is ``(G - mean) * inverse_scale``."""
+        return _inverse_scale(self.scale, self.inputs)
+
     def network_energies(self, expansion, features):
-        """MLP per-atom energies (N,) in eV and their gradients dE/dG (N, D)."""
+        """MLP per-atom energies and their gradients.
+
+        Parameters
+        ----------
+        expansion : DensityExpansion
+        features : ndarray, shape (N, D)
+            ``expansion.features(subtract_self=False)``.
+
+        Returns
+        -------
+        e : ndarray, shape (N,)
+            eV, including the coordination gate.
+        w : ndarray, shape (N, D)
+            dE/dG (raw features) per atom.
+        radial : ndarray, shape (P,) or None
+            dE/d|r_p| through the gate's coordinations (eV/Å); None where the gate is
+            flat (every atom fully inside or outside it).
+        """
         g = features
         n = len(g)
         e = np.zeros(n)
@@ -189,32 +223,69 @@ class ResidualNetwork:
             if len(rows) == 0:
                 continue
             # standardisation folded into the first layer: no (N, D) temporary
-            folded = dict(p, W1=p["W1"] / self.scale[k][:, None],
-                          b1=p["b1"] - (self.mean[k] / self.scale[k]) @ p["W1"])
+            inv = self.inverse_scale[k]
+            folded = dict(p, W1=p["W1"] * inv[:, None], b1=p["b1"] - (self.mean[k] * inv) @ p["W1"])
             out, cache = MLP.forward(folded, g if len(rows) == n else g[rows])
             grad = MLP.input_gradient(folded, cache)
             if len(rows) == n:
                 e, w = out, grad
             else:
                 e[rows], w[rows] = out, grad
-        return e, w
+        if self.gate is None:
+            return e, w, None
+        c, dfc = expansion.coordination
+        s, ds = coordination_gate(c, self.gate)
+        if np.all(s == 1.0):
+            return e, w, None
+        q = e * ds
+        radial = dfc * (q[expansion.i] + q[expansion.j]) if np.any(q) else None
+        return e * s, w * s[:, None], radial
 
     def evaluate(self, atoms) -> dict:
         """Energy (eV), energies (N,), forces (N, 3) eV/Å and virial (3, 3) eV."""
         exp = self.descriptor.expand(atoms)
-        g = exp.features()
-        e_nn, w_nn = self.network_energies(exp, g)
-        return self.linear.evaluate_expansion(exp, g, e_nn, w_nn)
+        g = exp.features(subtract_self=False)
+        e_nn, w_nn, radial = self.network_energies(exp, g)
+        return self.linear.evaluate_expansion(exp, g, e_nn, w_nn, radial)
 
     def to_arrays(self) -> dict:
-        return dict(**self.linear.to_arrays(), mean=self.mean, scale=self.scale,
+        extra = {} if self.inputs is None else {"mlp_inputs": np.asarray(self.inputs, bool)}
+        if self.gate is not None:
+            extra["mlp_gate"] = np.asarray(self.gate, dtype=float)
+        return dict(**self.linear.to_arrays(), mean=self.mean, scale=self.scale, **extra,
                     **{f"mlp.{k}": v for k, v in _flat(self.params).items()})
 
     @classmethod
     def from_arrays(cls, descriptor, arrays):
         linear = LinearModel.from_arrays(descriptor, arrays)
         flat = {k[4:]: v for k, v in arrays.items() if k.startswith("mlp.")}
-        return cls(linear, arrays["mean"], arrays["scale"], _unflat(flat, descriptor.n_species))
+        gate = arrays.get("mlp_gate")
+        return cls(linear, arrays["mean"], arrays["scale"], _unflat(flat, descriptor.n_species),
+                   inputs=arrays.get("mlp_inputs"),
+                   gate=None if gate is None else tuple(float(v) for v in gate))
+
+
+#: Coordination gate of the shipped network: off up to one neighbour-equivalent, fully
+#: on from two (every training atom has c >= 2.2).
+NETWORK_GATE = (1.0, 2.0)
+
+
+def coordination_gate(c, gate):
+    """Gate ``s(c)`` and ``ds/dc`` (N,): 0 for ``c <= gate[0]``, 1 for ``c >= gate[1]``."""
+    f, df, _ = quintic_switch(c, gate[0], gate[1])
+    return 1.0 - f, -df
+
+
+def network_inputs(descriptor: Descriptor) -> np.ndarray:
+    """Columns the residual MLP reads (bool, (D,)): all but the gated pair densities."""
+    mask = np.ones(descriptor.n_features, dtype=bool)
+    mask[descriptor._gated] = False
+    return mask
+
+
+def _inverse_scale(scale, inputs=None):
+    inv = 1.0 / np.asarray(scale, dtype=float)
+    return inv if inputs is None else inv * np.asarray(inputs, dtype=float)
 
 
 @dataclass
@@ -262,7 +333,7 @@ def make_batches(structures, linear: LinearModel, n_batches: int, rng):
             n_at.append(len(atoms))
         exp = concatenate(exps)
         structure = np.concatenate(struct)
-        batches.append(_Batch(exp, exp.features(), structure, np.array(n_at),
+        batches.append(_Batch(exp, exp.features(subtract_self=False), structure, np.array(n_at),
                               np.array(e_res), np.concatenate(f_res), np.concatenate(forces),
                               np.concatenate(pos), np.array(iso), np.array(s_res),
                               np.array(has_s), np.array(vol), structure[exp.i]))
@@ -291,7 +362,7 @@ def _from_voigt_adjoint(bar):
 
 
 def _residual_loss_and_grad(params, mean, scale, batch: _Batch, sigma_e, sigma_f,
-                            sigma_s=None, gradient=True):
+                            sigma_s=None, gradient=True, inputs=None):
     """Chi-square losses (energy, forces, stress) and parameter gradients.
 
     Energy per atom, forces and (if ``sigma_s``) stress of the MLP residual are compared
@@ -302,17 +373,18 @@ def _residual_loss_and_grad(params, mean, scale, batch: _Batch, sigma_e, sigma_f
     """
     exp, g, idx = batch.expansion, batch.features, batch.expansion.species_index
     n = exp.n_atoms
+    inv = _inverse_scale(scale, inputs)
     e_atom = np.zeros(n)
     w = np.zeros_like(g)
     rows_of = {}
     for k, p in enumerate(params):
         rows = np.flatnonzero(idx == k)
         if len(rows):
-            out, cache = MLP.forward(p, (g[rows] - mean[k]) / scale[k])
+            out, cache = MLP.forward(p, (g[rows] - mean[k]) * inv[k])
             e_atom[rows] = out
-            w[rows] = MLP.input_gradient(p, cache) / scale[k]
+            w[rows] = MLP.input_gradient(p, cache) * inv[k]
             rows_of[k] = rows
-    pair_g = exp.pair_gradient(w)
+    pair_g = exp.pair_gradient(raw=w)
     forces = np.empty((n, 3))
     for a in range(3):
         forces[:, a] = (np.bincount(exp.i, pair_g[:, a], minlength=n)
@@ -338,14 +410,14 @@ def _residual_loss_and_grad(params, mean, scale, batch: _Batch, sigma_e, sigma_f
         s_bar = 2 * ds / (6 * stressed.sum() * sigma_s**2)
         lam = _from_voigt_adjoint(s_bar) / batch.volume[:, None, None]
         pair_dr = np.einsum("pab,pb->pa", lam[batch.pair_structure], exp.vector)
-    tangent = exp.jvp(dx=-f_bar, pair_dr=pair_dr)
+    tangent = exp.jvp(dx=-f_bar, pair_dr=pair_dr, subtract_self=False)
     grads = []
     for k, p in enumerate(params):
         if k not in rows_of:
             grads.append({key: np.zeros_like(v) for key, v in p.items()})
             continue
         rows = rows_of[k]
-        _, cache = MLP.forward(p, (g[rows] - mean[k]) / scale[k], dx=tangent[rows] / scale[k])
+        _, cache = MLP.forward(p, (g[rows] - mean[k]) * inv[k], dx=tangent[rows] * inv[k])
         grads.append(MLP.backward(p, cache, e_bar[rows], np.ones(len(rows))))
     return losses, grads
 
@@ -367,7 +439,7 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
                    epochs: int = 100, n_batches: int = 4, lr: float = 3e-3,
                    sigma_e: float = 0.002, sigma_f: float = 0.02, sigma_s: float = 0.0005,
                    eval_every: int = 5, stop_after: int | None = None, seed: int = 0,
-                   log=print):
+                   log=print, inputs="auto", gate=NETWORK_GATE):
     """Fit the residual MLPs with Adam (cosine-decayed learning rate).
 
     The last layer starts at zero, so training starts from the linear model; with a
@@ -399,6 +471,11 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
     seed : int
     log : callable or None
         Progress printer.
+    inputs : "auto", None or ndarray of bool (D,)
+        Descriptor columns the MLP reads; "auto": :func:`network_inputs`.
+    gate : tuple of float or None
+        Coordination gate of the network (see :class:`ResidualNetwork`); every training
+        atom must be where it is 1.
 
     Returns
     -------
@@ -410,7 +487,19 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
     batches = make_batches(train, linear, n_batches, rng)
     val = make_batches(validation, linear, 1, rng)[0] if validation else None
     mean, scale = _standardisation(batches, d.n_species, d.n_features)
+    if isinstance(inputs, str):
+        inputs = network_inputs(d)
+    if gate is not None:
+        for batch in batches + ([val] if val is not None else []):
+            c, _ = batch.expansion.coordination
+            if np.any(coordination_gate(c, gate)[0] < 1.0):
+                raise ValueError(f"training atoms with coordination {c.min():.2f} < {gate[1]}: "
+                                 "the network is gated off there (fit isolated molecules with "
+                                 "the linear model)")
     params = [MLP.init(d.n_features, n_hidden, rng) for _ in range(d.n_species)]
+    if inputs is not None:
+        for p in params:
+            p["W1"][~inputs] = 0.0      # unread inputs: no weights (their gradient is 0)
     flat = _flat(params)
     adam = Adam(flat, lr)
     sig = (sigma_e, sigma_f, sigma_s)
@@ -419,7 +508,7 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
         if val is None:
             return np.nan
         losses, _ = _residual_loss_and_grad(_unflat(flat, d.n_species), mean, scale, val,
-                                            *sig, gradient=False)
+                                            *sig, gradient=False, inputs=inputs)
         return sum(losses)
 
     best = (val_loss(), 0, {k: v.copy() for k, v in flat.items()})
@@ -430,7 +519,7 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
         for b in rng.permutation(len(batches)):
             step_lr = lr * 0.5 * (1 + np.cos(np.pi * adam.t / total))
             losses, grads = _residual_loss_and_grad(_unflat(flat, d.n_species), mean, scale,
-                                                    batches[b], *sig)
+                                                    batches[b], *sig, inputs=inputs)
             adam.step(_flat(grads), step_lr)
             acc += np.array(losses) / len(batches)
         if epoch % eval_every == 0 or epoch in (epochs, stop_after):
@@ -450,7 +539,8 @@ def train_residual(train, linear: LinearModel, validation=None, n_hidden: int = 
                 validation_loss=float(best[0]) if val is not None else None)
     if log and val is not None:
         log(f"  kept epoch {best[1]} (validation loss {best[0]:.3f})")
-    return ResidualNetwork(linear, mean, scale, _unflat(flat, d.n_species), info)
+    return ResidualNetwork(linear, mean, scale, _unflat(flat, d.n_species), info, inputs,
+                           None if gate is None else tuple(gate))
 
 
 @dataclass
@@ -484,7 +574,7 @@ class DirectForceModel:
 
     def atom_features(self, expansion, features=None):
         """Projected per-atom features, shape (N, k + S)."""
-        g = expansion.features() if features is None else features
+        g = expansion.features(subtract_self=False) if features is None else features
         idx = expansion.species_index
         x = np.einsum("id,idk->ik", (g - self.mean[idx]) / self.scale[idx], self.projection[idx])
         return np.concatenate([x, np.eye(self.descriptor.n_species)[idx]], axis=1)
@@ -517,7 +607,7 @@ class DirectForceModel:
     def evaluate(self, atoms) -> dict:
         """Linear energy and stress; forces = linear forces + direct pair correction."""
         exp = self.descriptor.expand(atoms)
-        g = exp.features()
+        g = exp.features(subtract_self=False)
         out = self.linear.evaluate_expansion(exp, g)
         s, _, _ = self.pair_scalars(exp, self.atom_features(exp, g))
         out["forces"] = out["forces"] + self.forces_from_scalars(exp, s)

@@ -28,11 +28,16 @@ from .linear import (KINDS, Sigmas, fit_linear, fold_of, multifidelity_fit,
 from .metrics import EV_PER_A3_TO_GPA, force_std, rmse
 from .nn import train_direct, train_residual
 
-#: Descriptor of the shipped models.
+#: Descriptor of the shipped models: products without self terms (zero on a dimer) and a
+#: gated pair term (zero in condensed phases) carrying the dimer curve.
 DESCRIPTOR = dict(species=["Cu", "Au"], cutoff=5.5, r_on=0.0, n_radial=8, n_angular=4,
-                  l_max=2, n_cubic=5)
+                  l_max=2, n_cubic=5, exclude_self=True, n_gated=8, gate_width=1.0)
+#: Row weights of the linear fit: with DESCRIPTOR the dimer scans only constrain the
+#: gated pair term, so they get full weight, as binding energies (relative to the free
+#: atoms); isolated atoms only weakly pin e0 (a factor two in bulk error otherwise).
+FIT = dict(config_weights={"dimer": 1.0, "atom": 0.005}, binding=True)
 #: Training settings of the shipped models.
-NN_SETTINGS = dict(n_hidden=32, epochs=150, n_batches=16, lr=3e-3, eval_every=10)
+NN_SETTINGS = dict(n_hidden=32, epochs=150, n_batches=16, lr=3e-3, eval_every=10, sigma_s=3e-4)
 DIRECT_SETTINGS = dict(n_project=8, n_hidden=32, epochs=40, n_batches=16, lr=3e-3)
 DIRECT_PENALTY = 1.0
 
@@ -60,7 +65,7 @@ def stage_linear(train, test, seed=0, extras=False, log=print):
     descriptor = Descriptor(**DESCRIPTOR)
     log(f"[linear] {descriptor!r}, D = {descriptor.n_features} per element")
     folds = fold_of(train, 5, seed)
-    stats = normal_equations(train, descriptor, lambda a: folds[a.info["trajectory"]])
+    stats = normal_equations(train, descriptor, lambda a: folds[a.info["trajectory"]], **FIT)
     log(f"[linear] normal equations of {len(train)} structures in {time.perf_counter() - t0:.0f} s")
     model, cv = fit_linear(train, descriptor, stats=stats, lambdas=np.logspace(-14, -6, 5),
                            seed=seed)
@@ -120,8 +125,8 @@ def multifidelity_demo(train, test_stats, descriptor, lam, n_high: int = 6, seed
     bias = Sigmas(*[np.sqrt(max(np.mean(np.square(diffs[k])) - getattr(noise_low, k) ** 2,
                                 0.1 * getattr(noise_low, k) ** 2)) for k in KINDS])
     noise_high = Sigmas(1e-4, 1e-3, 1e-5)  # EMT labels are exact up to the file's rounding
-    stats_high = normal_equations(high, descriptor, lambda a: "high")
-    stats_low = normal_equations(low, descriptor, lambda a: "low")
+    stats_high = normal_equations(high, descriptor, lambda a: "high", **FIT)
+    stats_low = normal_equations(low, descriptor, lambda a: "low", **FIT)
     table = multifidelity_fit(stats_high, stats_low, test_stats, descriptor.n_species,
                               max(lam, 1e-8), noise_high, noise_low, bias)
     table.attrs["bias"] = bias
@@ -142,7 +147,7 @@ def stage_nn(train, test, linear, seed=0, log=print):
     t0 = time.perf_counter()
     # the validation trajectories must be unseen by the linear part too
     base, _ = fit_linear(fit + dimers, linear.descriptor,
-                         lambdas=[linear.info.get("lam", 1e-10)], seed=seed)
+                         lambdas=[linear.info.get("lam", 1e-10)], seed=seed, **FIT)
     log(f"[nn] linear part refitted on the fit split in {time.perf_counter() - t0:.0f} s")
     selection = train_residual(fit, base, validation=validation, seed=seed, log=log,
                                **NN_SETTINGS)

@@ -10,12 +10,20 @@ from reference_models.descriptors import Descriptor, monomial_table
 SPECIES = ["Cu", "Au"]
 
 
-@pytest.fixture(scope="module", params=["linear_r", "exp_r"])
+@pytest.fixture(scope="module", params=["linear_r", "exp_r", "exclude_self_gated"])
 def descriptor(request):
-    # small basis keeps finite differences quick; r_on > 0 exercises the switch
+    # small basis keeps finite differences quick; r_on > 0 exercises the switch; a wide
+    # gate keeps the gated pair densities open in every test structure
+    if request.param == "exclude_self_gated":
+        return gated_descriptor()
     decay = 1.3 if request.param == "exp_r" else 0.0
     return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3,
                       n_cubic=3, radial_decay=decay)
+
+
+def gated_descriptor():
+    return Descriptor(SPECIES, cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=3,
+                      n_cubic=3, exclude_self=True, n_gated=4, gate_width=40.0)
 
 
 def periodic_triclinic():
@@ -210,3 +218,83 @@ def test_per_element_fast_path_matches_general(descriptor, name):
     general = exp.pair_gradient(w[exp.species_index])
     fast = exp.pair_gradient(w, per_element=True)
     np.testing.assert_allclose(fast, general, rtol=1e-12, atol=1e-12 * np.abs(general).max())
+
+
+def brute_force_self_free(descriptor, atoms):
+    """Products with their j = k terms removed, from explicit neighbour sums (slow)."""
+    from reference_models.neighbors import neighbor_list
+    d = descriptor
+    idx = d.species_index(atoms)
+    nl = neighbor_list(atoms, d.cutoff, full=True)
+    r, _ = d.radial(nl.distance)
+    g = d.compute(atoms)               # exclude_self=False: the raw products
+    cols = {name: k for k, name in enumerate(d.feature_names())}
+    for i in range(len(atoms)):
+        for p in np.flatnonzero(nl.i == i):
+            b = d.species[idx[nl.j[p]]]
+            rk = r[p]
+            for k in range(d.n_radial):
+                for k2 in range(k, d.n_radial):
+                    g[i, cols[f"R[{b}{k}]R[{b}{k2}]"]] -= rk[k] * rk[k2]
+            for l in range(1, d.l_max + 1):
+                for k in range(d.n_angular):
+                    for k2 in range(k, d.n_angular):
+                        g[i, cols[f"P{l}[{b}{k},{b}{k2}]"]] -= rk[k] * rk[k2]
+            for k in range(d.n_cubic):
+                for k2 in range(k, d.n_cubic):
+                    for k3 in range(k2, d.n_cubic):
+                        g[i, cols[f"R[{b}{k}]R[{b}{k2}]R[{b}{k3}]"]] -= rk[k] * rk[k2] * rk[k3]
+    return g
+
+
+@pytest.mark.parametrize("name", ["cluster", "tiny_cell"])
+def test_exclude_self_removes_exactly_the_self_terms(name):
+    kwargs = dict(cutoff=4.7, r_on=1.0, n_radial=5, n_angular=3, l_max=2, n_cubic=3)
+    atoms = CASES[name]()
+    raw = Descriptor(SPECIES, **kwargs)
+    free = Descriptor(SPECIES, exclude_self=True, **kwargs)
+    expected = brute_force_self_free(raw, atoms)
+    got = free.compute(atoms)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
+    # the raw products are still available, and the fast self energies close the gap
+    exp = free.expand(atoms)
+    w = np.random.default_rng(7).normal(size=(2, free.n_features))
+    idx = exp.species_index
+    lhs = np.einsum("nd,nd->n", w[idx], exp.features(subtract_self=False)) - exp.self_energies(w)
+    np.testing.assert_allclose(lhs, np.einsum("nd,nd->n", w[idx], got), rtol=1e-10, atol=1e-10)
+
+
+def test_exclude_self_leaves_only_pair_densities_on_a_dimer():
+    d = Descriptor(SPECIES, cutoff=4.7, n_radial=5, n_angular=3, l_max=2, n_cubic=3,
+                   exclude_self=True)
+    dimer = Atoms("CuAu", positions=[[0, 0, 0], [0.3, 2.4, 0.1]])
+    g = d.compute(dimer)
+    assert np.abs(g[:, :d.n_channels0]).max() > 0.1
+    assert np.abs(g[:, d.n_channels0:]).max() < 1e-12
+    trimer = Atoms("CuAuCu", positions=[[0, 0, 0], [0.3, 2.4, 0.1], [2.2, 0.3, 0.5]])
+    assert np.abs(d.compute(trimer)[:, d.n_channels0:]).max() > 1e-3   # control
+
+
+def test_gated_pair_densities_open_on_dimers_and_closed_in_bulk():
+    d = Descriptor(SPECIES, cutoff=5.5, n_radial=5, n_angular=3, l_max=2, n_cubic=3,
+                   exclude_self=True, n_gated=4)
+    dimer = Atoms("CuAu", positions=[[0, 0, 0], [0.3, 2.4, 0.1]])
+    g = d.compute(dimer)
+    radial = g[:, :d.n_channels0].reshape(2, 2, 5)[:, :, :4].reshape(2, -1)
+    np.testing.assert_allclose(g[:, d._gated], radial, rtol=1e-14)
+    assert np.abs(radial).max() > 0.1
+    for atoms in (periodic_triclinic(), cluster(), slab()):
+        exp = d.expand(atoms)
+        assert not exp.gate_active and np.all(exp.features()[:, d._gated] == 0)
+    # a trimer: partly open gates (the case the finite-difference tests exercise)
+    trimer = d.expand(Atoms("CuAuCu", positions=[[0, 0, 0], [0.3, 2.4, 0.1], [3.9, 0.3, 0.5]]))
+    h = np.r_[trimer._gate[0], trimer._gate[2]]
+    assert trimer.gate_active and np.any((h > 0.05) & (h < 0.95))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_wide_gates_are_partly_open_in_the_test_structures(name):
+    """Control: the derivative tests above exercise the gates' coordination terms."""
+    exp = gated_descriptor().expand(CASES[name]())
+    dh = np.r_[exp._gate[1], exp._gate[3]]
+    assert exp.gate_active and np.abs(dh).min() > 0

@@ -232,3 +232,55 @@ def test_direct_force_gradients_with_penalty(small_data, small_descriptor):
         down = loss()[0]
         params[key][ix] += h
         assert grads[key][ix] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9)
+
+
+def gated_network(descriptor, rng, gate=(1.0, 2.0)):
+    """A random residual network on a linear model with random weights."""
+    s, dim = descriptor.n_species, descriptor.n_features
+    linear = LinearModel(descriptor, rng.normal(size=s), rng.normal(0, 1e-2, (s, dim)))
+    params = [nn.MLP.init(dim, 6, rng, zero_output=False) for _ in range(s)]
+    return nn.ResidualNetwork(linear, rng.normal(0, 0.1, (s, dim)), np.full((s, dim), 3.0),
+                              params, inputs=nn.network_inputs(descriptor), gate=gate)
+
+
+def finite_difference_forces(model, atoms, picks, h=1e-5):
+    out = []
+    for k, c in picks:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[k, c] += h
+        minus.positions[k, c] -= h
+        out.append(-(model.evaluate(plus)["energy"] - model.evaluate(minus)["energy"]) / (2 * h))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("geometry", ["trimer", "tetramer"])
+def test_gated_network_forces_are_exact_where_the_gate_is_partly_open(geometry):
+    d = Descriptor(["Cu", "Au"], cutoff=4.6, n_radial=4, n_angular=2, l_max=2, n_cubic=2,
+                   exclude_self=True, n_gated=4)
+    model = gated_network(d, np.random.default_rng(3), gate=(0.3, 3.0))   # wide: partly open
+    positions = [[0, 0, 0], [2.3, 0.2, 0.1], [0.4, 2.9, -0.3], [2.0, 2.1, 2.6]]
+    atoms = Atoms("CuAuCuAu"[:2 * (3 if geometry == "trimer" else 4)],
+                  positions=positions[:3 if geometry == "trimer" else 4])
+    exp = d.expand(atoms)
+    c, _ = exp.coordination
+    s, _ = nn.coordination_gate(c, model.gate)
+    assert np.any((s > 0.01) & (s < 0.99))          # control: the gate's slope is exercised
+    picks = [(k, a) for k in range(len(atoms)) for a in range(3)]
+    forces = model.evaluate(atoms)["forces"]
+    fd = finite_difference_forces(model, atoms, picks)
+    np.testing.assert_allclose([forces[k, a] for k, a in picks], fd, atol=1e-6 * np.abs(fd).max())
+
+
+def test_gated_network_adds_nothing_to_a_dimer():
+    d = Descriptor(["Cu", "Au"], cutoff=4.6, n_radial=4, n_angular=2, l_max=2, n_cubic=2,
+                   exclude_self=True, n_gated=4)
+    rng = np.random.default_rng(4)
+    model = gated_network(d, rng)
+    for r in (1.5, 2.5, 4.0):
+        dimer = Atoms("CuAu", positions=[[0, 0, 0], [r, 0, 0]])
+        exp = d.expand(dimer)
+        e, w, radial = model.network_energies(exp, exp.features(subtract_self=False))
+        assert np.all(e == 0) and np.all(w == 0) and radial is None
+        full, linear = model.evaluate(dimer), model.linear.evaluate(dimer)
+        assert full["energy"] == pytest.approx(linear["energy"], rel=1e-13)
+        np.testing.assert_allclose(full["forces"], linear["forces"], rtol=1e-12)
