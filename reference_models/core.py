@@ -48,11 +48,16 @@ class CoreRepulsion:
 
     def evaluate(self, expansion):
         """Per-atom energies (N,) in eV (half of each pair to each atom) and dE/dr_p (P, 3)."""
-        e, de = self.pair_energy(expansion._d)
         n = expansion.n_atoms
-        energies = 0.5 * (np.bincount(expansion.i, e, minlength=n)
-                          + np.bincount(expansion.j, e, minlength=n))
-        return energies, de[:, None] * expansion._u
+        inside = np.flatnonzero(expansion._d < self.r_off)
+        energies, gradient = np.zeros(n), np.zeros((len(expansion._d), 3))
+        if len(inside) == 0:      # condensed phases: no pair within the core
+            return energies, gradient
+        e, de = self.pair_energy(expansion._d[inside])
+        i, j = expansion.i[inside], expansion.j[inside]
+        energies += 0.5 * (np.bincount(i, e, minlength=n) + np.bincount(j, e, minlength=n))
+        gradient[inside] = de[:, None] * expansion._u[inside]
+        return energies, gradient
 
     def to_dict(self) -> dict:
         return asdict(self)

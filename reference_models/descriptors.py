@@ -363,7 +363,7 @@ class DensityExpansion:
 
     # -- reverse mode: forces and virial -----------------------------------------------
     def pair_gradient(self, w=None, per_element: bool = False, raw=None,
-                      self_radial=None) -> np.ndarray:
+                      self_radial=None, energies=None) -> np.ndarray:
         """dE/dr_p for every pair of a model with per-atom gradients ``w = dE/dG``.
 
         Parameters
@@ -378,6 +378,9 @@ class DensityExpansion:
         self_radial : ndarray, shape (P,), optional
             The self terms' part for per-element ``w``, if already computed by
             :meth:`self_terms`.
+        energies : ndarray, shape (N,), optional
+            With per-element ``w`` and no ``raw``: filled with ``w[Z_i] · G_raw_i``
+            (eV) on the way (see :meth:`_moment_gradients_per_element`).
 
         Returns
         -------
@@ -393,7 +396,7 @@ class DensityExpansion:
                 total += w[self.species_index] if per_element else w
             gamma0, gammaa = self._moment_gradients(total)
         elif per_element:
-            gamma0, gammaa = self._moment_gradients_per_element(w)
+            gamma0, gammaa = self._moment_gradients_per_element(w, energies)
         else:
             gamma0, gammaa = self._moment_gradients(w)
         gamma0 = gamma0.reshape(n * d.n_species, d.n_radial)
@@ -413,8 +416,14 @@ class DensityExpansion:
             out += self._u * self._gated_radial_gradient(gamma)[:, None]
         return out
 
-    def _moment_gradients_per_element(self, w):
-        """dE/dM0 (N, C0) and dE/dMa (N, Ca, Ma) for per-element weights w (S, D)."""
+    def _moment_gradients_per_element(self, w, energies=None):
+        """dE/dM0 (N, C0) and dE/dMa (N, Ca, Ma) for per-element weights w (S, D).
+
+        With ``energies`` (N,) given, it is filled with ``w[Z_i] · G_raw_i`` (the raw
+        products; see :meth:`features`): every block is a homogeneous polynomial of the
+        moments, so by Euler's theorem its value is ``M · dE/dM`` over its degree --
+        the energies of a linear model without forming G.
+        """
         d = self.descriptor
         n = self.n_atoms
         c0, ca = d.n_channels0, d.n_channelsa
@@ -428,15 +437,25 @@ class DensityExpansion:
                 continue
             mats = d.weight_matrices(w[e])
             me = m0[rows]
-            g0 = mats["linear"] + me @ mats["pair"]
+            quad = me @ mats["pair"]
+            g0 = mats["linear"] + quad
             if d.n_triple:
-                g0 += (me[:, :, None] * me[:, None, :]).reshape(len(rows), -1) @ mats["cubic"]
+                cubic = (me[:, :, None] * me[:, None, :]).reshape(len(rows), -1) @ mats["cubic"]
+                g0 += cubic
             gamma0[rows] = g0
             sub = ma[rows]
             gsub = np.empty_like(sub)
             for l, cols in enumerate(d._lcols):
                 gsub[:, :, cols] = np.matmul(mats["angular"][l], sub[:, :, cols])
             gammaa[rows] = gsub
+            if energies is not None:
+                value = me @ mats["linear"] + 0.5 * np.einsum("rc,rc->r", me, quad)
+                if d.n_triple:
+                    value += np.einsum("rc,rc->r", me, cubic) / 3.0
+                value += 0.5 * np.einsum("rcm,rcm->r", sub, gsub)
+                if d.n_gated:
+                    value += self.m_gated.reshape(n, -1)[rows] @ w[e, d._gated]
+                energies[rows] = value
         return gamma0, gammaa
 
     def _moment_gradients(self, w):

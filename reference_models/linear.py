@@ -382,13 +382,21 @@ class LinearModel:
             ``energy`` (eV), ``energies`` (N,), ``forces`` (N, 3) eV/Å, ``virial``
             (3, 3) eV, including the core repulsion.
         """
-        g = expansion.features(subtract_self=False) if raw_features is None else raw_features
         e_self, self_radial = expansion.self_terms(self.w)
-        e = self.linear_energies(expansion, g) - e_self
+        if raw_features is None and extra_w is None:
+            # fast path: the energies come out of the gradient pass (no G formed)
+            e_raw = np.empty(expansion.n_atoms)
+            pair_g = expansion.pair_gradient(self.w, per_element=True, self_radial=self_radial,
+                                             energies=e_raw)
+            e = self.e0[expansion.species_index] + e_raw - e_self
+        else:
+            g = (expansion.features(subtract_self=False) if raw_features is None
+                 else raw_features)
+            e = self.linear_energies(expansion, g) - e_self
+            pair_g = expansion.pair_gradient(self.w, per_element=True, raw=extra_w,
+                                             self_radial=self_radial)
         if extra_energies is not None:
             e = e + extra_energies
-        pair_g = expansion.pair_gradient(self.w, per_element=True, raw=extra_w,
-                                         self_radial=self_radial)
         if extra_radial is not None:
             pair_g += expansion._u * extra_radial[:, None]
         if self.core is not None:

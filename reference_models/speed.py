@@ -8,18 +8,29 @@ Every call gets new, slightly displaced positions.  EMT is timed twice: with one
 calculator whose neighbour list (built with a skin) is reused between calls, as in MD
 ("EMT steady", the harder reference), and with a new calculator per call ("EMT fresh").
 The reference models keep no state between calls.
+
+Both run on one core: BLAS is limited to one thread (unless the environment already sets
+``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``) before numpy is
+imported.  The models' matrices are small, so extra BLAS threads buy nothing on an idle
+machine and, on a busy one, wait for each other (a matrix product then takes 10x longer
+and the ratio to EMT halves).
 """
 
 from __future__ import annotations
 
-import argparse
-import time
+import os
 
-import numpy as np
-from ase.build import bulk
-from ase.calculators.emt import EMT
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-from . import available, load
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from ase.build import bulk  # noqa: E402
+from ase.calculators.emt import EMT  # noqa: E402
+
+from . import available, load  # noqa: E402
 
 
 def cell(repeat: int, seed: int = 0):

@@ -284,3 +284,23 @@ def test_gated_network_adds_nothing_to_a_dimer():
         full, linear = model.evaluate(dimer), model.linear.evaluate(dimer)
         assert full["energy"] == pytest.approx(linear["energy"], rel=1e-13)
         np.testing.assert_allclose(full["forces"], linear["forces"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("geometry", ["trimer", "alloy_bulk", "cluster"])
+def test_linear_fast_path_energies_equal_features_times_weights(geometry):
+    """The fast path (energies from the gradient pass, self terms as a pair potential)
+    gives w · G of the descriptor, per atom."""
+    d = Descriptor(["Cu", "Au"], cutoff=4.6, n_radial=4, n_angular=2, l_max=2, n_cubic=2,
+                   exclude_self=True, n_gated=4)
+    rng = np.random.default_rng(5)
+    model = LinearModel(d, rng.normal(size=2), rng.normal(size=(2, d.n_features)), core=None)
+    atoms = {"trimer": lambda: Atoms("CuAuCu", positions=[[0, 0, 0], [2.3, 0.2, 0.1],
+                                                           [0.4, 2.9, -0.3]]),
+             "alloy_bulk": alloy_bulk, "cluster": cluster}[geometry]()
+    exp = d.expand(atoms)
+    if geometry == "trimer":
+        assert exp.gate_active                                        # control
+    idx = exp.species_index
+    expected = model.e0[idx] + np.einsum("nd,nd->n", model.w[idx], exp.features())
+    np.testing.assert_allclose(model.evaluate(atoms)["energies"], expected, rtol=1e-11,
+                               atol=1e-11 * np.abs(expected).max())
