@@ -117,6 +117,7 @@ def chebyshev(x, n: int, n_derivatives: int | None = None):
 
 
 CHUNK = 4096  # pairs per block in the reverse pass: keeps temporaries in cache
+ATOM_CHUNK = 128  # atoms per block of the products (features and their gradients)
 
 
 def _chunks(n: int, size: int = CHUNK):
@@ -226,19 +227,20 @@ class DensityExpansion:
         # built feature-major, (D, N), so every block is a contiguous row range and
         # every gather a row copy; returned as its (N, D) transpose
         gt = np.empty((d.n_features, n))
-        m0t = self.m0.reshape(n, c0).T
-        gt[:c0] = m0t
-        m0t = gt[:c0]
-        np.multiply(m0t[d._iu0[0]], m0t[d._iu0[1]], out=gt[c0:s0])
+        gt[:c0] = self.m0.reshape(n, c0).T
         mat = np.ascontiguousarray(self.ma.reshape(n, d.n_channelsa, d.n_ma).transpose(1, 2, 0))
         ia, ib = d._iua
-        for l, cols in enumerate(d._lcols):
-            ml = mat[:, cols]                                # (Ca, n_l, N)
-            start = s0 + l * d.n_triua
-            gt[start:start + d.n_triua] = np.einsum("tmn,tmn->tn", ml[ia], ml[ib])
         a, b, c = d._i3
-        if d.n_triple:
-            gt[d._cubic] = m0t[a] * m0t[b] * m0t[c]
+        # in blocks of atoms: the (products, atoms) temporaries stay in cache
+        for sl in _chunks(n, ATOM_CHUNK):
+            m0t = gt[:c0, sl]
+            np.multiply(m0t[d._iu0[0]], m0t[d._iu0[1]], out=gt[c0:s0, sl])
+            for l, cols in enumerate(d._lcols):
+                ml = mat[:, cols, sl]                            # (Ca, n_l, block)
+                start = s0 + l * d.n_triua
+                gt[start:start + d.n_triua, sl] = np.einsum("tmn,tmn->tn", ml[ia], ml[ib])
+            if d.n_triple:
+                gt[d._cubic, sl] = m0t[a] * m0t[b] * m0t[c]
         if d.exclude_self and subtract_self:
             ms = self.m_self.reshape(n, d.n_species, d.n_self)
             for b in range(d.n_species):
@@ -391,9 +393,12 @@ class DensityExpansion:
         n = self.n_atoms
         w = None if w is None else np.asarray(w, dtype=float)
         if raw is not None:
-            total = np.array(raw, dtype=float)
-            if w is not None:
-                total += w[self.species_index] if per_element else w
+            if w is None:
+                total = raw
+            elif per_element:
+                total = raw + w[self.species_index]
+            else:
+                total = raw + w
             gamma0, gammaa = self._moment_gradients(total)
         elif per_element:
             gamma0, gammaa = self._moment_gradients_per_element(w, energies)
@@ -465,17 +470,23 @@ class DensityExpansion:
         c0, ca, s0 = d.n_channels0, d.n_channelsa, d.n_channels0 + d.n_triu0
         m0 = self.m0.reshape(n, c0)
         # feature-major (rows = channels or products) so that gathers are row copies;
-        # d(M_a M_b)/dM and d(M_a M_b M_c)/dM summed with sparse one-hot matrices
-        m0t = np.ascontiguousarray(m0.T)
-        w0t = np.ascontiguousarray(w[:, c0:s0].T)
+        # d(M_a M_b)/dM and d(M_a M_b M_c)/dM summed with sparse one-hot matrices, in
+        # blocks of atoms so that the (products, atoms) temporaries stay in cache
+        m0t_all = np.ascontiguousarray(m0.T)
+        w0t_all = np.ascontiguousarray(w[:, c0:s0].T)
+        w3t_all = np.ascontiguousarray(w[:, d._cubic].T)
         ia, ib = d._iu0
-        gamma0t = d._e0t[0] @ (w0t * m0t[ib]) + d._e0t[1] @ (w0t * m0t[ia])
-        if d.n_triple:
-            w3t = np.ascontiguousarray(w[:, d._cubic].T)
-            a, b, c = d._i3
-            ma_, mb_, mc_ = m0t[a], m0t[b], m0t[c]
-            gamma0t += (d._e3t[0] @ (w3t * mb_ * mc_) + d._e3t[1] @ (w3t * ma_ * mc_)
-                        + d._e3t[2] @ (w3t * ma_ * mb_))
+        a, b, c = d._i3
+        gamma0t = np.empty((c0, n))
+        for sl in _chunks(n, ATOM_CHUNK):
+            m0t, w0t = m0t_all[:, sl], w0t_all[:, sl]
+            g = d._e0t[0] @ (w0t * m0t[ib]) + d._e0t[1] @ (w0t * m0t[ia])
+            if d.n_triple:
+                w3t = w3t_all[:, sl]
+                ma_, mb_, mc_ = m0t[a], m0t[b], m0t[c]
+                g += (d._e3t[0] @ (w3t * mb_ * mc_) + d._e3t[1] @ (w3t * ma_ * mc_)
+                      + d._e3t[2] @ (w3t * ma_ * mb_))
+            gamma0t[:, sl] = g
         gamma0 = w[:, :c0] + gamma0t.T
         ma = self.ma.reshape(n, ca, d.n_ma)
         gammaa = np.empty_like(ma)

@@ -38,11 +38,13 @@ __all__ = [
 
 KINDS = ("energy", "forces", "stress")
 EV_PER_A3_TO_GPA = 160.21766208
-#: Relative row weights of configuration types far from the condensed phase.  Isolated
-#: dimers shape the short-range wall and the bond (their forces mostly); they must not
-#: compete with bulk accuracy: with these descriptors, dimer weights of (0.02, 0.3)
-#: cost 40 % in bulk force error (measured), and pinning e0 to free-atom energies with
-#: isolated atoms costs a factor two.
+#: Default relative row weights of configuration types far from the condensed phase (the
+#: data audits' fit uses them).  With a descriptor whose every feature also acts on
+#: dimers, dimer rows compete with bulk accuracy: dimer weights of (0.02, 0.3) cost 40 %
+#: in bulk force error (measured), and pinning e0 to free-atom energies with isolated
+#: atoms costs a factor two.  The shipped models' descriptor (``exclude_self`` and a gated
+#: pair term) decouples the dimers; their fit (``reference_models.train.FIT``) weighs
+#: them fully, as binding energies.
 CONFIG_WEIGHTS = {"dimer": {"energy": 0.005, "forces": 0.05}, "atom": 0.005}
 
 

@@ -1,13 +1,18 @@
 """Small numpy neural networks on the density-expansion descriptors.
 
 :class:`ResidualNetwork` (conservative)
-    ``E = sum_i [e_lin(G_i) + MLP_{Z_i}((G_i - mu) / sigma)]``: a per-element two-layer
-    tanh MLP learns the residual of the linear model.  Forces are the exact negative
+    ``E = sum_i [e_lin(G_i) + s(c_i) MLP_{Z_i}((G_i - mu) / sigma)]``: a per-element
+    two-layer tanh MLP learns the residual of the linear model.  It reads the raw
+    products (:meth:`DensityExpansion.features` with ``subtract_self=False``) and is
+    switched off by a coordination gate ``s(c_i)`` for atoms with at most one
+    neighbour-equivalent, so a dimer's curve is the linear model's (fitted to the dimer
+    data) while every condensed atom sees ``s = 1``.  Forces are the exact negative
     gradient: ``dE/dG`` from analytic backprop through the MLP, contracted with
-    ``dG/dx`` by :meth:`DensityExpansion.vjp`.  Training on forces needs the gradient of
-    a gradient; it is done with one forward-mode pass of the descriptor
-    (:meth:`DensityExpansion.jvp` of the force-loss adjoint) and forward-over-reverse
-    through the MLP (:meth:`MLP.backward` with a tangent), so no Jacobian is stored.
+    ``dG/dx`` by :meth:`DensityExpansion.pair_gradient`, plus the gate's coordination
+    term.  Training on forces needs the gradient of a gradient; it is done with one
+    forward-mode pass of the descriptor (:meth:`DensityExpansion.jvp` of the force-loss
+    adjoint) and forward-over-reverse through the MLP (:meth:`MLP.backward` with a
+    tangent), so no Jacobian is stored.
 
 :class:`DirectForceModel` (not conservative)
     The linear model's forces plus a correction predicted directly as

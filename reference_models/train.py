@@ -14,19 +14,26 @@ Progress and errors are printed after each stage; parameters go to ``--out``
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
+import os
 
-import numpy as np
+# one BLAS thread (unless set): the shipped parameters were trained so; more threads
+# change the summation order, which the network's thousands of Adam steps amplify
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-from . import PARAMS_DIR, data
-from .calculator import ReferenceCalculator, load_model, save_model
-from .descriptors import Descriptor
-from .linear import (KINDS, Sigmas, fit_linear, fold_of, multifidelity_fit,
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from . import PARAMS_DIR, data  # noqa: E402
+from .calculator import ReferenceCalculator, load_model, save_model  # noqa: E402
+from .descriptors import Descriptor  # noqa: E402
+from .linear import (KINDS, Sigmas, fit_linear, fold_of, multifidelity_fit,  # noqa: E402
                      normal_equations, pareto_front)
-from .metrics import EV_PER_A3_TO_GPA, force_std, rmse
-from .nn import train_direct, train_residual
+from .metrics import EV_PER_A3_TO_GPA, force_std, rmse  # noqa: E402
+from .nn import train_direct, train_residual  # noqa: E402
 
 #: Descriptor of the shipped models: products without self terms (zero on a dimer) and a
 #: gated pair term (zero in condensed phases) carrying the dimer curve.
