@@ -115,7 +115,7 @@ def test_dimer_details_hold_curves_and_a_plot_with_the_cutoff():
     assert len(pair["r"]) == len(pair["energy"]) == len(pair["force"]) == N_DIMER
     assert r.details["cutoff"] == 5.0 and r.details["cutoff_source"] == "declared"
     (plot,) = r.details["plots"]
-    assert plot["vlines"][0]["x"] == 5.0 and {s["label"] for s in plot["series"]} == {"energy", "force on 2nd atom"}
+    assert plot["vlines"][0]["x"] == 5.0 and {s["label"] for s in plot["series"]} == {"energy (left axis)", "force (right axis)"}
     m = pair["metrics"]
     assert m["energy_minima"] == 1 and m["force_sign_flips"] == 1 and m["tortuosity"] == pytest.approx(1.0)
     assert m["spearman_repulsive"] == -1.0 and m["well_r"] == pytest.approx(2.55, abs=0.03)
