@@ -76,6 +76,8 @@ class RunConfig:
         ``{name: value}`` or ``{check: {name: value}}`` overrides.
     structure_kinds : tuple of str
         Restrict built-in structures to these kinds.
+    cutoffs : tuple of float
+        Cutoff radii (Å) of the optional ``cutoff_convergence`` data audit.
     """
 
     model: str | None = None
@@ -98,6 +100,7 @@ class RunConfig:
     timeout: float | None = None
     tolerances: dict = field(default_factory=dict)
     structure_kinds: tuple = ()
+    cutoffs: tuple = ()
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -128,6 +131,11 @@ def coerce(key: str, value: Any) -> Any:
     try:
         if key in ("species", "checks", "skip", "structure_kinds"):
             return _split_list(value)
+        if key == "cutoffs":
+            radii = tuple(float(v) for v in _split_list(value))
+            if any(not r > 0 for r in radii):
+                raise ConfigError(f"cutoffs must be positive radii in Å, got {value!r}")
+            return radii
         if key == "model_kwargs":
             if isinstance(value, str):
                 value = json.loads(value) if value.strip() else {}

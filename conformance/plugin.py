@@ -42,6 +42,8 @@ OPTIONS = [
     ("report", "PATH", "write a report: .json, .md or .html (default: none)"),
     ("train", "FILE", "training set for the data audits (any ase.io format with energies/forces)"),
     ("test", "FILE", "test set for the data audits"),
+    ("cutoffs", "LIST", "cutoff radii in Å for the optional cutoff_convergence data audit, "
+                        "e.g. 4,5,6,7 (default: not run)"),
     ("seed", "INT", "seed of structures, transforms and MD (default: 0)"),
     ("examples", "INT", "random transforms per symmetry check (default: 4)"),
     ("md-steps", "INT", "MD steps per run (default: per check, short)"),

@@ -90,7 +90,7 @@ class Report:
                 text += f", {c['xfailed']} known failures (declared xfail)"
         missing = self.metadata.get("checks_not_run", [])
         if missing:
-            text += f" — PARTIAL: {len(missing)} of {self.metadata.get('n_checks', '?')} checks not run"
+            text += f" — PARTIAL: {len(missing)} of {self.metadata.get('n_checks', '?')} model checks not run"
             if self.families_not_run:
                 text += f" (families {', '.join(self.families_not_run)})"
         return text

@@ -97,7 +97,9 @@ def test_audit_runs_the_data_family_on_files(data_files):
     report = audit("ase:EMT", species=["Cu", "Au"], checks=["data"],
                    train=str(folder / "train.extxyz"), test=str(folder / "leaky.extxyz"))
     df = report.df.set_index("check")
-    assert set(df.index) == {"mahalanobis_leakage", "influential_outliers", "sampling_coverage"}
+    assert set(df.index) == {"mahalanobis_leakage", "influential_outliers", "sampling_coverage",
+                             "cutoff_convergence"}
+    assert report["cutoff_convergence[train_test]"].status == "skipped"      # optional
     assert set(df["case"]) == {"train_test"}
     leak = report["mahalanobis_leakage[train_test]"]
     assert leak.status == "failed" and leak.measured == pytest.approx(2 / 7)
@@ -144,6 +146,6 @@ def test_pytest_in_an_empty_directory_with_train_and_test_files(pytester, data_f
     assert outcomes.get("failed", 0) + outcomes.get("passed", 0) == 3
     results = json.loads((pytester.path / "r.json").read_text())["results"]
     assert {r["check"] for r in results} == {"mahalanobis_leakage", "influential_outliers",
-                                            "sampling_coverage"}
+                                            "sampling_coverage", "cutoff_convergence"}
     leak = next(r for r in results if r["check"] == "mahalanobis_leakage")
     assert leak["details"]["n_leaked"] == 2 and np.isclose(leak["measured"], 2 / 7)

@@ -11,6 +11,8 @@ returning report objects with pandas DataFrames; the ``data`` check family
   (:mod:`.outliers`);
 * :func:`sampling_coverage` -- cells of a configuration-sampling plan without
   training data, and test structures far from all training data (:mod:`.sampling`);
+* :func:`cutoff_convergence` -- test error of the linear reference fit against
+  its cutoff radius (:mod:`.cutoff`; optional in the ``data`` family);
 * :func:`read_labelled` / :class:`DataError` -- reading and validating data
   files (:mod:`.data`).
 """
@@ -26,6 +28,7 @@ _LAZY = {
     "OutlierReport": "outliers", "CooksDistance": "outliers",
     "sampling_coverage": "sampling", "CoverageReport": "sampling", "plan_cells": "sampling",
     "configuration_axes": "sampling",
+    "cutoff_convergence": "cutoff", "CutoffReport": "cutoff",
 }
 
 __all__ = sorted(_LAZY)
