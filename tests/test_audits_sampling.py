@@ -142,3 +142,31 @@ def test_descriptor_arrays_give_the_extrapolation_part_only():
     assert report.cells is None and report.n_uncovered == 0
     assert report.extrapolation["extrapolating"].tolist()[-1]
     assert json.dumps(report.to_dict())
+
+
+def test_the_check_passes_a_split_of_the_plan_and_fails_a_test_set_outside_it(shipped, tmp_path):
+    from ase.io import write
+
+    from conformance import audit
+
+    _, (train, test) = shipped
+    md = [a for a in train if a.info["config_type"] in ("md_bulk", "strain", "vacancy")]
+    near = [a for a in test if a.info["config_type"] in ("md_bulk", "strain", "vacancy")]
+    far = [a for a in test if a.info["config_type"] in ("cluster", "surface")][:8]
+    for name, frames in (("train", md), ("near", near), ("far", near[:12] + far)):
+        write(tmp_path / f"{name}.extxyz", frames)
+    results = {name: audit("ase:EMT", species=["Cu", "Au"], checks=["sampling_coverage"],
+                           train=str(tmp_path / "train.extxyz"),
+                           test=str(tmp_path / f"{name}.extxyz"))["sampling_coverage[train_test]"]
+               for name in ("near", "far")}
+    near_result, far_result = results["near"], results["far"]
+    # held-out random-alloy trajectories pass the 99 % quantile (13 of 100 flagged) but only
+    # one strained frame lies beyond twice it
+    assert near_result.status == "passed", near_result.message
+    assert near_result.details["extrapolating_fraction"] == pytest.approx(0.13)
+    assert near_result.details["far_fraction"] == pytest.approx(0.01)
+    # every cluster and surface frame lies beyond twice the bulk training spread (and their
+    # two conditions, seen only in the test set, are uncovered cells)
+    assert far_result.status == "failed" and far_result.details["far_fraction"] == pytest.approx(8 / 20)
+    assert "test fraction beyond 2x the training spread  0.4 " in far_result.message
+    assert far_result.quantity == "uncovered plan cells" and far_result.measured == 2
