@@ -18,5 +18,12 @@ def emt():
 
 
 def failed_checks(report):
-    """Set of check names with a failed or error result."""
-    return {r.check for r in report.results if not r.ok}
+    """Set of check names with a failed result; an error (a crashed check) is never a catch."""
+    errors = [r for r in report.results if r.status == "error"]
+    assert not errors, "\n".join(r.message for r in errors)
+    return {r.check for r in report.results if r.status == "failed"}
+
+
+def statuses(report) -> set:
+    """Set of result statuses: {"passed"} when every item ran and passed (no skip)."""
+    return set(report.df["status"])

@@ -12,7 +12,7 @@ from ase.constraints import FixAtoms
 from conformance import audit
 from conformance.checks.hygiene import atoms_differences, call_calculator, unit_hint
 from conformance.model import Model, ModelError
-from tests.conftest import failed_checks
+from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.conservation import DirectForceOnly
 from tests.zoo.faulty import Hangs, NoStress, Raising
@@ -29,7 +29,7 @@ KINDS = ["dimer", "cluster", "bulk"]
                                   SmoothPair()], ids=["EMT", "LJ", "SmoothPair"])
 def test_correct_models_pass_every_hygiene_item(calc):
     report = audit(calc, species=SPECIES, checks=HYGIENE)
-    assert report.passed, report
+    assert statuses(report) == {"passed"}, report
     counts = report.df.groupby("check").size().to_dict()
     assert counts == {"determinism": 9, "stale_cache": 9, "size_reuse": 9, "species_support": 1,
                       "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1}
@@ -62,6 +62,7 @@ def test_species_table_from_first_call_caught_by_size_reuse():
                    structure_kinds=KINDS)
     assert failed_checks(report) == {"size_reuse"}
     r = report["size_reuse[dimer_CuAu]"]
+    assert r.status == "failed"
     assert r.message.startswith("|ΔE| = ")
     assert "instance reused for Au3 (3 atoms) → Au2Cu2 (4 atoms) → dimer_CuAu vs a fresh instance" in r.message
 

@@ -12,7 +12,7 @@ from conformance import audit
 from conformance.checks.locality import gap_test, margin, sphere_from_crystal
 from conformance.model import Model
 from conformance.tolerances import Tolerances
-from tests.conftest import failed_checks
+from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.smoothness import LeakyCutoff, MeanField, NonExtensive
 
@@ -24,7 +24,7 @@ LOCALITY = ["locality"]
 def test_correct_models_pass_every_locality_item(calc):
     report = audit(calc, species=["Cu", "Au"], checks=LOCALITY)
     assert sorted(report.df["check"]) == ["extensivity"] * 2 + ["locality"] * 2
-    assert report.passed, report
+    assert statuses(report) == {"passed"}, report
     for case in ("bulk_Cu_fcc", "bulk_Au_fcc"):
         r = report[f"locality[{case}]"]
         assert r.details["control_dF"] > 1e-3  # the control moved the central force
@@ -52,6 +52,7 @@ def test_non_extensive_energy_fails_extensivity_not_locality():
     report = audit(NonExtensive(), species=["Cu", "Au"], checks=LOCALITY)
     assert failed_checks(report) == {"extensivity"}
     r = report["extensivity[cluster_Au6Cu7]"]
+    assert r.status == "failed"
     assert r.message.startswith("two copies: |ΔE| = 0.211 eV > tolerance")
     assert "the energy is not extensive" in r.message
     assert "forces change" not in r.message  # a constant moves no force
