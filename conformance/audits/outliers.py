@@ -66,7 +66,7 @@ Flags and pruning
   structure's largest one is then divided by the RMS of its other rows without the
   three largest (one atom's force vector), at least 1. Above ``gross_z = 25``.
   Measured on the shipped data: honest structures reach at most 18 (a dimer's
-  energy row; 9.8 for condensed ones), a +1 eV energy on a 32-atom frame 54--61 and
+  energy row; 15 for condensed ones), a +1 eV energy on a 32-atom frame 54--61 and
   a flipped force 355--367.
 * *pruned* (default ``prune="gross"``) = flagged and gross: label errors, not
   structures the reference model merely finds hard. ``prune="low-leverage"``
@@ -556,11 +556,14 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
 
 
 def _robust_z(studentized, kinds, structures, index, exclude: int = 3) -> np.ndarray:
-    """Largest |studentised residual| of each structure over the RMS of its rows without
-    the ``exclude`` largest (at least 1; 3 = one atom's force vector): how far its worst
-    label stands out from the same structure's own fit quality, so a hot or strained
-    frame that the reference model fits poorly as a whole is not mistaken for a
-    corrupted label."""
+    """How far each structure's worst label stands out from its own fit quality.
+
+    Residuals in units of a robust scale of their kind (``median |r| / 0.6745``),
+    then the structure's largest over the RMS of its rows without the ``exclude``
+    largest (at least 1; 3 = one atom's force vector), so a hot or strained frame
+    that the reference model fits poorly as a whole is not mistaken for a corrupted
+    label. Returns one value per structure of ``index``.
+    """
     r = np.abs(np.asarray(studentized, dtype=float))
     kinds = np.asarray(kinds)
     for kind in np.unique(kinds):               # robust scale per kind: not inflated by
