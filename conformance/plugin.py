@@ -205,10 +205,14 @@ class ConformanceItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ConformanceFailure):
+            from .report import with_unit
+
             r = excinfo.value.result
             head = f"{r.check}[{r.case}] ({r.family}) {r.status.upper()}"
             if r.measured is not None and r.tolerance is not None:
-                head += f": measured {r.measured:.3g} {r.unit} > tolerance {r.tolerance:.3g} {r.unit}"
+                # measurement first: pytest's short summary shows only the start of this line
+                head = (f"{r.quantity or 'measured'} {with_unit(r.measured, r.unit)} > "
+                        f"{with_unit(r.tolerance, r.unit)}: {head}")
             return f"{head}\n{r.message}\n(model calls: {r.n_calls})"
         return super().repr_failure(excinfo, style)
 
@@ -318,6 +322,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if shown:
         tr.write_line("")
         tr.write_line(format_table(shown, width=width))
+        for r in shown:
+            if r.status == "skipped":  # the reason in full: it says how to run the item
+                tr.write_line(f"skipped {r.check}[{r.case}]: {r.message.splitlines()[0]}")
     tr.write_line("")
     bad = not report.passed
     tr.write_line(f"{report.verdict()} ({run_config.model})", red=bad, green=not bad, bold=True)
@@ -365,4 +372,5 @@ def _report_metadata(config, run_config, results) -> dict:
     md["model"] = run_config.model
     md["version"] = __version__
     md["model_calls"] = sum(r.n_calls for r in results)
+    md["calc_seconds"] = sum(r.calc_seconds for r in results)   # all workers under xdist
     return md

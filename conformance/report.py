@@ -179,9 +179,10 @@ def format_table(results: Iterable[CheckResult], width: int = 100) -> str:
         rows.append((r.check, r.case, outcome, quantity, with_unit(r.measured, r.unit),
                      with_unit(r.tolerance, r.unit)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
-    caps = [22, 22, 8, 18, 14, 14]
-    widths = [min(w, c) for w, c in zip(widths, caps)]
+    caps = [22, 22, 8, 0, 14, 14]
     room = width - 2 * 5
+    caps[3] = max(18, room - sum(min(w, c) for k, (w, c) in enumerate(zip(widths, caps)) if k != 3))
+    widths = [min(w, c) for w, c in zip(widths, caps)]
     while sum(widths) > room:  # shrink the widest text column first
         i = max((0, 1, 3), key=lambda k: widths[k])
         widths[i] -= 1

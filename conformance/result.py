@@ -44,6 +44,8 @@ class CheckResult:
         Name of the measured quantity (``max |ΔF|``, ``|drift| of E_tot``).
     xfail : str or None
         Reason, when the item is declared a known failure in the configuration.
+    calc_seconds : float
+        Time (s) spent inside the model's calculator during this item.
     """
 
     check: str
@@ -58,6 +60,7 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
     quantity: str = ""
     xfail: str | None = None
+    calc_seconds: float = 0.0
 
     def __post_init__(self):
         if self.status not in STATUSES:

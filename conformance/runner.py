@@ -92,6 +92,13 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
               tolerances: Tolerances | None = None, report_dir: Path | None = None,
               progress: Callable[[int, int, str], None] | None = None) -> CheckResult:
     """Run ``spec`` on ``case``; never raises for model or check failures."""
+    seconds_before = model.calc_seconds
+    result = _run_check(spec, model, case, config, tolerances, report_dir, progress)
+    result.calc_seconds = model.calc_seconds - seconds_before
+    return result
+
+
+def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> CheckResult:
     config = config or RunConfig()
     tolerances = tolerances or config.make_tolerances(model.tags.precision)
     base = dict(check=spec.name, case=case.name, family=spec.family, unit=spec.unit)

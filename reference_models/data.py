@@ -428,11 +428,35 @@ def _plan_record(seed: int) -> dict:
     )
 
 
+def write_split(folder, structures=None, seed: int = 0) -> tuple[Path, Path]:
+    """Write the shipped data split by trajectory as ``train.extxyz`` and ``test.extxyz``
+    (with the sampling plan as ``plan.json``) into ``folder``: ready-made files for the
+    data audits (``--mlip-train``/``--mlip-test``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test = split_by_trajectory(load() if structures is None else structures, seed=seed)
+    paths = folder / "train.extxyz", folder / "test.extxyz"
+    for path, frames in zip(paths, (train, test)):
+        path.write_text(to_text(frames))
+    (folder / "plan.json").write_text(DATA_FILE.with_name("plan.json").read_text())
+    return paths
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Regenerate the reference-model data set.")
+    parser = argparse.ArgumentParser(
+        description="Regenerate the reference-model data set (bit-for-bit from the seed), or "
+                    "write its train/test split for the data audits.")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=DATA_FILE)
+    parser.add_argument("--out", type=Path, default=DATA_FILE,
+                        help="where to write the regenerated data (default: the shipped file)")
+    parser.add_argument("--split", type=Path, metavar="DIR",
+                        help="write train.extxyz, test.extxyz and plan.json of the shipped data "
+                             "(split by trajectory) into DIR instead of regenerating")
     args = parser.parse_args(argv)
+    if args.split is not None:
+        train, test = write_split(args.split)
+        print(f"wrote {train} and {test} (split by trajectory) and {args.split / 'plan.json'}")
+        return
     frames = []
     for index, condition, replica in trajectories():
         frames += generate_trajectory(index, condition, replica, args.seed,

@@ -186,6 +186,11 @@ def test_xdist_gives_the_same_report(pytester):
     parallel = json.loads((pytester.path / "parallel.json").read_text())["results"]
     strip = lambda rs: [{k: r[k] for k in ("check", "case", "status", "measured", "n_calls")} for r in rs]  # noqa: E731
     assert strip(serial) == strip(parallel)
+    # time inside the calculator is summed over the workers' items, as the calls are
+    meta = [json.loads((pytester.path / f"{name}.json").read_text()) for name in ("serial", "parallel")]
+    assert meta[0]["model_calls"] == meta[1]["model_calls"] > 0
+    assert meta[1]["calc_seconds"] > 0 and all(r["calc_seconds"] >= 0 for r in parallel)
+    assert sum(r["calc_seconds"] for r in parallel) == pytest.approx(meta[1]["calc_seconds"])
 
 
 @pytest.mark.parametrize("args, match", [

@@ -50,6 +50,9 @@ define("data_cutoff_force_excess", "1", 0.10, 0.10,
        "6.5 Å and 1.4 % at 5.5 Å; labels with a weak pair term at 6.5-8 Å gain 38-74 %: more "
        "than a tenth means the labels depend on atoms the model cannot see")
 
+#: Structures the cutoff audit fits on at most (evenly spaced): its cost grows with r_c³
+CUTOFF_TRAIN, CUTOFF_TEST = 160, 60
+
 _CACHE: dict = {}
 
 
@@ -249,7 +252,8 @@ def cutoff_convergence(model, case, ctx, rng):
     and the largest radius. The measured value is the test force RMSE without
     that term over the RMSE with it, minus one: ~0 when the labels do not depend
     on atoms beyond r_j, large for long-range physics (electrostatics,
-    dispersion) or a cutoff shorter than the data's interactions.
+    dispersion) or a cutoff shorter than the data's interactions. Fits on at most
+    160 training and 60 test structures, evenly spaced through the files.
     """
     if not ctx.config.cutoffs:
         raise Skip("optional: give --mlip-cutoffs=R1,R2,... (Å) to fit the linear reference "
@@ -266,9 +270,11 @@ def cutoff_convergence(model, case, ctx, rng):
     elif judged >= cutoffs[-1]:
         raise Skip(f"no scanned cutoff beyond the model's r_c = {judged:g} Å: add a larger "
                    "one to --mlip-cutoffs")
+    train, test = _structures(ctx.config.train, species), _structures(ctx.config.test, species)
     report = _cutoff.cutoff_convergence(
-        _structures(ctx.config.train, species), _structures(ctx.config.test, species), cutoffs,
-        judged=judged, species=species, tolerance=ctx.tol["data_cutoff_force_excess"])
+        train, test, cutoffs, judged=judged, species=species,
+        tolerance=ctx.tol["data_cutoff_force_excess"], max_train=CUTOFF_TRAIN,
+        max_test=CUTOFF_TEST, progress=ctx.progress)
     x = report.extended
     where = (f"test force RMSE {x['forces'] * (1 + report.force_excess):.4g} eV/Å at r_c = "
              f"{judged:g} Å ({source}), {x['forces']:.4g} eV/Å with a pair term out to "
@@ -277,4 +283,8 @@ def cutoff_convergence(model, case, ctx, rng):
                     ctx.tol["data_cutoff_force_excess"], "1", where)]
     details = report.to_dict()
     details["plots"] = [report.plot(mark=judged)]
-    return Verdict(fields, what=_files(ctx), details=details, note=report.summary())
+    note = report.summary()
+    if len(train) > CUTOFF_TRAIN or len(test) > CUTOFF_TEST:
+        note += (f"\n(fitted on {min(len(train), CUTOFF_TRAIN)} of {len(train)} training and "
+                 f"{min(len(test), CUTOFF_TEST)} of {len(test)} test structures, evenly spaced)")
+    return Verdict(fields, what=_files(ctx), details=details, note=note)

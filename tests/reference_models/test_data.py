@@ -80,3 +80,14 @@ def test_low_fidelity_is_biased_and_noisy(shipped):
     assert np.all(np.abs(diff) > 1e-3)
     again = data.low_fidelity_labels(sample, seed=3)
     assert [a.get_potential_energy() for a in again] == [a.get_potential_energy() for a in low]
+
+
+def test_split_command_writes_labelled_train_test_and_plan(tmp_path):
+    from conformance.audits.data import read_labelled
+
+    data.main(["--split", str(tmp_path / "demo")])
+    train = read_labelled(tmp_path / "demo" / "train.extxyz", species=["Cu", "Au"])
+    test = read_labelled(tmp_path / "demo" / "test.extxyz", species=["Cu", "Au"])
+    assert (len(train), len(test)) == (530, 164)
+    assert not {a.info["trajectory"] for a in train} & {a.info["trajectory"] for a in test}
+    assert (tmp_path / "demo" / "plan.json").read_text() == data.DATA_FILE.with_name("plan.json").read_text()
