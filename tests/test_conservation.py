@@ -222,3 +222,15 @@ def test_periodic_strains_stay_in_the_periodic_directions():
     assert np.allclose(np.einsum("iab,jab->ij", eps, eps), np.eye(3))
     moved = strained(slab, 0.01 * eps[0])
     assert np.allclose(moved.positions[:, 2], slab.positions[:, 2])
+
+
+def test_reproducer_of_a_spec_run_loads_the_model_and_runs_as_printed():
+    r = audit("tests.zoo.conservation:ScaledForces", species=SPECIES, checks=["force_consistency"],
+              structure_kinds=["cluster"])["force_consistency[cluster_Au6Cu7]"]
+    assert r.status == "failed"
+    code = r.message.split("reproducer:\n")[1].split("\nrerun:")[0]
+    assert "calc = adapters.load('tests.zoo.conservation:ScaledForces').calc" in code
+    scope = {}
+    exec(code.replace("print(", "result = ("), {}, scope)
+    de, fu = scope["result"]
+    assert fu / de == pytest.approx(1.05, rel=1e-4)

@@ -71,11 +71,18 @@ def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances
 def case_reproducer(case, ctx, body: str) -> str:
     """Python lines that rebuild ``case`` (as ``atoms``) and then run ``body``.
 
-    ``calc`` stands for the user's calculator; the species are the run's, so
+    ``calc`` is loaded from the run's model spec when there is one, else it stands
+    for the user's calculator; the species are the run's, so
     :func:`conformance.structures.find_case` rebuilds the identical case.
     """
     species = list(ctx.species) or sorted(set(case.atoms.get_chemical_symbols()))
-    return ("import numpy as np\nfrom conformance import structures, transforms\n"
+    modules = "structures, transforms" if "transforms." in body else "structures"
+    spec = ctx.config.model
+    if spec:
+        kwargs = f", {ctx.config.model_kwargs!r}" if ctx.config.model_kwargs else ""
+        calc = f"import adapters\ncalc = adapters.load({spec!r}{kwargs}).calc\n"
+    else:
+        calc = "calc = ...  # your calculator\n"
+    return (f"import numpy as np\nfrom conformance import {modules}\n"
             f"atoms = structures.find_case({case.name!r}, species={species!r}, "
-            f"seed={ctx.config.seed}).copy()\n"
-            "calc = ...  # your calculator\n" + body)
+            f"seed={ctx.config.seed}).copy()\n" + calc + body)
