@@ -40,8 +40,8 @@ from .outliers import FIT_DESCRIPTOR, _fit, design_errors
 
 __all__ = ["CutoffReport", "cutoff_convergence"]
 
-#: radial functions per Å of the scanned descriptors and of the shell term
 _R_MIN = FIT_DESCRIPTOR.get("r_min", 1.5)
+#: radial functions per Å of the scanned descriptors and of the shell term
 _RADIAL_PER_ANGSTROM = FIT_DESCRIPTOR["n_radial"] / (FIT_DESCRIPTOR["cutoff"] - _R_MIN)
 
 #: eV/Å³ -> GPa
@@ -271,8 +271,7 @@ def shell_columns(structures, species, r_inner: float, r_outer: float, n_functio
         h, dh = (1 - up) * down, -dup * down + (1 - up) * ddown
         x = 2 * (r - r_inner) / (r_outer - r_inner) - 1
         t = np.polynomial.chebyshev.chebvander(x, n_functions - 1)             # (P, K)
-        dt = np.polynomial.chebyshev.chebvander(x, n_functions - 1) @ _chebder_matrix(n_functions) \
-            * (2 / (r_outer - r_inner))
+        dt = t @ _chebder_matrix(n_functions) * (2 / (r_outer - r_inner))        # d/dr
         b, db = t * h[:, None], dt * h[:, None] + t * dh[:, None]             # (P, K)
         column = pair_index[kind[i], kind[nl.j[inside]]][:, None] * n_functions + np.arange(n_functions)
         energy = np.zeros(width_cols)
