@@ -34,6 +34,14 @@ class ConfigError(ValueError):
     """Invalid configuration value or key (message says which and why)."""
 
 
+def did_you_mean(name: str, known) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a conformance run is parameterised by.
@@ -187,7 +195,8 @@ def _tolerance_value(name: str, value: Any) -> float:
     if name not in TABLE:
         _load_all_tolerances()
     if name not in TABLE:
-        raise ConfigError(f"unknown tolerance {name!r}; known: {', '.join(sorted(TABLE))}")
+        raise ConfigError(f"unknown tolerance {name!r}{did_you_mean(name, TABLE)}; known: "
+                          f"{', '.join(sorted(TABLE))}")
     v = float(value)
     if not v >= 0:
         raise ConfigError(f"tolerance {name} must be >= 0, got {value!r}")
@@ -208,8 +217,10 @@ def from_mapping(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     for raw_key, value in values.items():
         key = normalise_key(raw_key)
         if key not in KEYS:
-            raise ConfigError(f"{source}: unknown key {raw_key!r}; known keys: "
-                              f"{', '.join(k.replace('_', '-') for k in KEYS)}")
+            known = [k.replace("_", "-") for k in KEYS]
+            raise ConfigError(f"{source}: unknown key {raw_key!r}"
+                              f"{did_you_mean(raw_key.replace('_', '-'), known)}; known keys: "
+                              f"{', '.join(known)}")
         try:
             out[key] = coerce(key, value)
         except ConfigError as exc:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, did_you_mean
 from .model import Model
 from .registry import CheckSpec, generate, select
 from .result import CheckResult
@@ -139,7 +139,8 @@ def validate_names(config: RunConfig) -> None:
     for where, names in named.items():
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ConfigError(f"{where}: unknown checks or families {unknown}; families: "
+            hint = did_you_mean(unknown[0], known)
+            raise ConfigError(f"{where}: unknown checks or families {unknown}{hint}; families: "
                               f"{', '.join(sorted({c.family for c in checks.values()}))}; checks: "
                               f"{', '.join(checks)}")
 

@@ -143,7 +143,7 @@ def test_unknown_pyproject_key_is_a_usage_error(pytester):
     pytester.makepyprojecttoml('[tool.mlip-conformance]\nmodle = "ase:EMT"\n')
     result = run(pytester, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown key 'modle'; known keys: model, model-kwargs*"])
+    result.stderr.fnmatch_lines(["*unknown key 'modle' (did you mean 'model'?); known keys: model, model-kwargs*"])
 
 
 @pytest.mark.parametrize("report, match", [
@@ -194,7 +194,7 @@ def test_xdist_gives_the_same_report(pytester):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--mlip-checks=symetry"], "*checks: unknown checks or families [[]'symetry'[]]*"),
+    (["--mlip-checks=symetry"], "*checks: unknown checks or families [[]'symetry'[]] (did you mean 'symmetry'?)*"),
     (["--mlip-skip=rotaton_invariance"], "*skip: unknown checks or families [[]'rotaton_invariance'[]]*"),
     (["--mlip-species=Xx"], "*unknown chemical symbol 'Xx'*"),
     (["--mlip-train=t.extxyz", "--mlip-model="], "*also give --mlip-model=SPEC*"),
