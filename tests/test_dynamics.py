@@ -114,7 +114,7 @@ def test_scaled_forces_are_diagnosed_as_non_conservative():
         r = report[f"nve_energy_drift[{case}]"]
         assert r.status == "failed"
         match = re.search(r"the forces act like (\d\.\d+) × \(-∇E\)", r.message)
-        assert match and float(match.group(1)) == pytest.approx(1.1, abs=0.015), r.message
+        assert match and float(match.group(1)) == pytest.approx(1.1, abs=0.002), r.message
         assert "not the gradient of the reported energy" in r.message
 
 
