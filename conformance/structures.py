@@ -25,6 +25,7 @@ user           structures read from ``--mlip-structures``                  file'
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -98,8 +99,9 @@ def _tags(kind: str, atoms: Atoms) -> frozenset:
     return frozenset(tags)
 
 
+@functools.lru_cache(maxsize=None)
 def nearest_neighbour_distance(symbol: str) -> float:
-    """Nearest-neighbour distance (Å) of the element's reference crystal.
+    """Nearest-neighbour distance (Å) of the element's reference crystal (cached).
 
     Falls back to twice the covalent radius for elements whose reference state
     is not a crystal (H, N, O, ...).

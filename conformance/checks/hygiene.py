@@ -17,7 +17,6 @@ time inside the model, time limit) and turns exceptions into ``ModelError``.
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import sys
@@ -246,18 +245,12 @@ def stale_cache(model, case, ctx, rng):
 
 # -- reuse across sizes and species ---------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def nn_distance(symbol: str) -> float:
-    """Cached :func:`conformance.structures.nearest_neighbour_distance` (Å)."""
-    return nearest_neighbour_distance(symbol)
-
-
 def _other_structure(case, species: Sequence[str]) -> Atoms:
     """A small structure of a different size (and species where possible)."""
     present = set(case.atoms.get_chemical_symbols())
     other = [s for s in species if s not in present] or list(species)
     sym = other[-1]
-    d = nn_distance(sym)
+    d = nearest_neighbour_distance(sym)
     n = 3 if len(case.atoms) == 2 else 2
     pos = [[0, 0, 0], [d, 0, 0], [0.5 * d, 0.9 * d, 0]][:n]
     return Atoms([sym] * n, positions=pos)
@@ -331,7 +324,7 @@ def _lone_atom(sym: str) -> Atoms:
 
 
 def _homonuclear_dimer(sym: str) -> Atoms:
-    return Atoms([sym, sym], positions=[[0, 0, 0], [nn_distance(sym), 0, 0]])
+    return Atoms([sym, sym], positions=[[0, 0, 0], [nearest_neighbour_distance(sym), 0, 0]])
 
 
 @check(family="hygiene", needs={"forces"}, cases={"dimer"},
@@ -383,7 +376,7 @@ def species_support(model, case, ctx, rng):
             f"for sym in {tested!r}:  # declared species: each must run\n"
             "    a = Atoms(sym, positions=[[7.5, 7.5, 7.5]], cell=[15, 15, 15])\n"
             "    a.calc = calc\n    print(sym, a.get_potential_energy(), a.get_forces())\n"
-            f"probe = Atoms('{probe}2', positions=[[0, 0, 0], [{nn_distance(probe):.4g}, 0, 0]])\n"
+            f"probe = Atoms('{probe}2', positions=[[0, 0, 0], [{nearest_neighbour_distance(probe):.4g}, 0, 0]])\n"
             "probe.calc = calc  # an undeclared species: should raise, not return numbers\n"
             "print(probe.get_potential_energy())")
     return Verdict(fields, what=what, note="\n".join(lines), reproducer=case_reproducer(case, ctx, body),
