@@ -86,6 +86,10 @@ class RunConfig:
         Restrict built-in structures to these kinds.
     cutoffs : tuple of float
         Cutoff radii (Å) of the optional ``cutoff_convergence`` data audit.
+    fail_on : str
+        Lowest severity whose violations fail an item: ``consistency`` (default:
+        mandatory and consistency checks fail) or ``mandatory`` (consistency
+        violations are reported as findings). Informational never fails.
     """
 
     model: str | None = None
@@ -109,6 +113,7 @@ class RunConfig:
     tolerances: dict = field(default_factory=dict)
     structure_kinds: tuple = ()
     cutoffs: tuple = ()
+    fail_on: str = "consistency"
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -164,6 +169,10 @@ def coerce(key: str, value: Any) -> Any:
             if isinstance(value, str):
                 return value.lower() in ("1", "true", "yes", "on")
             return bool(value)
+        if key == "fail_on":
+            if value not in ("mandatory", "consistency"):
+                raise ConfigError(f"fail-on must be mandatory or consistency, got {value!r}")
+            return value
         if key == "precision":
             if value not in PRECISIONS:
                 raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")

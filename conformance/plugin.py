@@ -50,6 +50,8 @@ OPTIONS = [
     ("md-temperature", "K", "temperature of the hot MD run (default: 1.5 × melting point)"),
     ("md-timestep", "FS", "MD time step in fs (default: from the lightest species' mass)"),
     ("timeout", "SECONDS", "time limit of one model call (default: none)"),
+    ("fail-on", "SEVERITY", "lowest severity that fails an item: consistency (default) or mandatory; "
+                            "informational findings are always reported, never failed"),
 ]
 
 
@@ -316,7 +318,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.write_line(_family_table(report))
     shown = results
     if config.option.verbose <= 0 and len(results) > SHOW_ALL_UP_TO:
-        shown = [r for r in results if r.outcome != "passed"]
+        shown = [r for r in results if r.outcome != "passed" or r.findings]
         tr.write_line(f"\n{len(results) - len(shown)} passed items not listed (-v lists every item; "
                       "--mlip-report writes them all)")
     if shown:
@@ -325,6 +327,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for r in shown:
             if r.status == "skipped":  # the reason in full: it says how to run the item
                 tr.write_line(f"skipped {r.check}[{r.case}]: {r.message.splitlines()[0]}")
+            for finding in r.findings:  # reported, not failed
+                tr.write_line(f"finding {r.check}[{r.case}]: {finding}")
     tr.write_line("")
     bad = not report.passed
     tr.write_line(f"{report.verdict()} ({run_config.model})", red=bad, green=not bad, bold=True)

@@ -9,7 +9,7 @@ registry feeds :func:`conformance.audit` (no pytest) and the pytest plugin.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from .structures import ANY, Case
@@ -37,6 +37,9 @@ class CheckSpec:
         Number of model calls, e.g. ``"1 + n_examples"``.
     unit : str
         Unit of the headline measured value.
+    severity : str
+        ``mandatory``, ``consistency`` or ``informational``
+        (:data:`conformance.result.SEVERITIES`); a field may override it.
     """
 
     name: str
@@ -47,7 +50,7 @@ class CheckSpec:
     requires: Callable[[Tags], str | None] | None = None
     calls: str = ""
     unit: str = ""
-    stress_on: frozenset = field(default_factory=lambda: frozenset({"periodic3"}))
+    severity: str = "mandatory"
 
     @property
     def doc(self) -> str:
@@ -74,7 +77,8 @@ REGISTRY: dict[str, CheckSpec] = {}
 
 
 def check(family: str, needs: Iterable[str] = ("energy", "forces"), cases: Iterable[str] = ANY,
-          requires: Callable[[Tags], str | None] | None = None, calls: str = "", unit: str = ""):
+          requires: Callable[[Tags], str | None] | None = None, calls: str = "", unit: str = "",
+          severity: str = "mandatory"):
     """Register a check function under its own name.
 
     Example
@@ -87,15 +91,19 @@ def check(family: str, needs: Iterable[str] = ("energy", "forces"), cases: Itera
     >>> REGISTRY.pop("my_check").family
     'symmetry'
     """
+    from .result import SEVERITIES
+
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}; known: {SEVERITIES}")
 
     def register(func):
         name = func.__name__
         if name in REGISTRY and REGISTRY[name].func is not func:
             raise ValueError(f"check {name!r} registered twice")
         REGISTRY[name] = CheckSpec(name, family, func, frozenset(needs), frozenset(cases),
-                                   requires, calls, unit)
+                                   requires, calls, unit, severity)
         return func
 
     return register

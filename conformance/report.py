@@ -22,7 +22,7 @@ import pandas as pd
 from .result import OUTCOMES, STATUSES, CheckResult
 
 COLUMNS = ["check", "case", "family", "status", "quantity", "measured", "tolerance", "unit", "n_calls",
-           "message", "xfail"]
+           "message", "xfail", "severity", "findings"]
 REPORT_VERSION = "1"
 
 
@@ -85,7 +85,9 @@ class Report:
                 parts.append(f"{c['xpassed']} declared known failures now pass (remove their xfail)")
             text = "NOT CONFORMANT: " + ", ".join(parts)
         else:
-            text = f"CONFORMANT: {c['passed']} passed, {c['skipped']} skipped"
+            noted = sum(bool(r.findings) for r in self.results if r.outcome == "passed")
+            with_findings = f" ({noted} with findings reported, not failed)" if noted else ""
+            text = f"CONFORMANT: {c['passed']} passed{with_findings}, {c['skipped']} skipped"
             if c["xfailed"]:
                 text += f", {c['xfailed']} known failures (declared xfail)"
         missing = self.metadata.get("checks_not_run", [])

@@ -14,6 +14,12 @@ from typing import Any
 
 STATUSES = ("passed", "failed", "skipped", "error")
 OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed", "skipped")
+#: Severity of a check or of one measured field, as OpenKIM's test categories:
+#: ``mandatory`` physics every potential must obey (symmetries, conservation,
+#: continuity of E and F), ``consistency`` agreement a sound implementation has
+#: (bit-identical repeats, declared receptive field, ...), ``informational``
+#: measured and reported, never failed (continuity order, noise floor, range).
+SEVERITIES = ("mandatory", "consistency", "informational")
 
 
 @dataclass
@@ -42,6 +48,12 @@ class CheckResult:
         JSON-serialisable extras (per-field error table, curves for plots).
     quantity : str
         Name of the measured quantity (``max |ΔF|``, ``|drift| of E_tot``).
+    severity : str
+        The check's severity (:data:`SEVERITIES`).
+    findings : list of str
+        Fields beyond their reference value at a severity that does not fail the
+        run (informational, or consistency with ``fail_on="mandatory"``): reported,
+        not failed.
     xfail : str or None
         Reason, when the item is declared a known failure in the configuration.
     calc_seconds : float
@@ -61,10 +73,14 @@ class CheckResult:
     quantity: str = ""
     xfail: str | None = None
     calc_seconds: float = 0.0
+    severity: str = "mandatory"
+    findings: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
 
     @property
     def outcome(self) -> str:
@@ -121,7 +137,9 @@ class Field:
     """One measured error next to its tolerance, e.g. forces under rotation.
 
     ``error`` and ``tolerance`` share ``unit``; ``where`` says where the worst
-    error occurred (e.g. ``atom 3``), for the failure message.
+    error occurred (e.g. ``atom 3``), for the failure message. ``severity``
+    (one of :data:`SEVERITIES`) overrides the check's own for this field: an
+    ``informational`` field beyond its tolerance is a finding, not a failure.
     """
 
     name: str
@@ -129,6 +147,7 @@ class Field:
     tolerance: float
     unit: str
     where: str = ""
+    severity: str | None = None
 
     @property
     def ratio(self) -> float:
@@ -158,16 +177,43 @@ class Verdict:
     note: str = ""
 
 
-def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str, str]:
-    """Apply tolerances: (status, measured, tolerance, unit, message, quantity).
+def counts_at(severity: str, fail_on: str = "consistency") -> bool:
+    """Whether a violation at ``severity`` fails the item when the run fails on
+    ``fail_on`` and everything more severe (informational never fails)."""
+    if severity == "informational":
+        return False
+    return SEVERITIES.index(severity) <= SEVERITIES.index(fail_on)
 
-    The reported field is the first failing one with the largest ratio
-    error/tolerance, else the field closest to its tolerance.
+
+@dataclass
+class Judgement:
+    """What :func:`judge` makes of a verdict."""
+
+    status: str
+    measured: float | None
+    tolerance: float | None
+    unit: str
+    message: str
+    quantity: str
+    findings: list
+
+
+def judge(verdict: Verdict, severity: str = "mandatory", fail_on: str = "consistency") -> Judgement:
+    """Apply tolerances at the check's ``severity``.
+
+    A field beyond its tolerance fails the item when its severity (its own, else
+    the check's) counts at ``fail_on`` (:func:`counts_at`); otherwise it is a
+    *finding*, listed in the message and in ``findings``. The reported field is
+    the failing one with the largest ratio error/tolerance, else the field
+    closest to its tolerance among those that count.
     """
     if not verdict.fields:
         raise ValueError("a verdict needs at least one measured field")
-    worst = max(verdict.fields, key=lambda f: f.ratio)
-    failing = [f for f in verdict.fields if not f.ok]
+    level = {id(f): (f.severity or severity) for f in verdict.fields}
+    counting = [f for f in verdict.fields if counts_at(level[id(f)], fail_on)]
+    failing = [f for f in counting if not f.ok]
+    noted = [f for f in verdict.fields if not f.ok and f not in failing]
+    worst = max(failing or counting or verdict.fields, key=lambda f: f.ratio)
     status = "failed" if failing else "passed"
     lines = []
     if failing:
@@ -184,23 +230,31 @@ def judge(verdict: Verdict) -> tuple[str, float | None, float | None, str, str, 
             f"{_quantity(worst.tolerance, worst.unit)}"
             + (f" for {verdict.what}" if verdict.what else "")
         )
+    findings = [f"{level[id(f)]}: {f.name} = {_quantity(f.error, f.unit)} beyond "
+                f"{_quantity(f.tolerance, f.unit)}" + (f" at {f.where}" if f.where else "")
+                for f in noted]
+    lines.extend(f"{line} (reported, not failed)" for line in findings)
     if verdict.note:
         lines.append(verdict.note)
     if len(verdict.fields) > 1:
-        lines.append(field_table(verdict.fields))
+        lines.append(field_table(verdict.fields, level, fail_on))
     if failing and verdict.reproducer:
         lines.append("reproducer:\n" + verdict.reproducer)
-    return status, worst.error, worst.tolerance, worst.unit, "\n".join(lines), worst.name
+    return Judgement(status, worst.error, worst.tolerance, worst.unit, "\n".join(lines), worst.name,
+                     findings)
 
 
 def _quantity(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}" if unit and unit != "1" else f"{value:.3g}"
 
 
-def field_table(fields: list[Field]) -> str:
-    """Small fixed-width table: field, max error, tolerance, unit, ok."""
+def field_table(fields: list[Field], level: dict | None = None, fail_on: str = "consistency") -> str:
+    """Small fixed-width table: field, max error, tolerance, unit, ok / FAIL /
+    NOTE (beyond tolerance at a severity that does not fail)."""
     rows = [("field", "max error", "tolerance", "unit", "")]
     for f in fields:
-        rows.append((f.name, f"{f.error:.3g}", f"{f.tolerance:.3g}", f.unit, "ok" if f.ok else "FAIL"))
+        sev = (level or {}).get(id(f), f.severity or "mandatory")
+        mark = "ok" if f.ok else ("FAIL" if counts_at(sev, fail_on) else "NOTE")
+        rows.append((f.name, f"{f.error:.3g}", f"{f.tolerance:.3g}", f.unit, mark))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

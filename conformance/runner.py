@@ -101,7 +101,8 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
 def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> CheckResult:
     config = config or RunConfig()
     tolerances = tolerances or config.make_tolerances(model.tags.precision)
-    base = dict(check=spec.name, case=case.name, family=spec.family, unit=spec.unit)
+    base = dict(check=spec.name, case=case.name, family=spec.family, unit=spec.unit,
+                severity=spec.severity)
     reason = spec.skip_reason(model.tags)
     if reason:
         return CheckResult(status="skipped", message=reason, **base)
@@ -129,9 +130,10 @@ def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> C
                            n_calls=model.n_calls - calls_before, **base)
     if not isinstance(verdict, Verdict):
         raise TypeError(f"check {spec.name} returned {type(verdict).__name__}, expected Verdict")
-    status, measured, tolerance, unit, message, quantity = judge(verdict)
-    if status == "failed" and ctx.reproducer:
+    j = judge(verdict, spec.severity, config.fail_on)
+    message = j.message
+    if j.status == "failed" and ctx.reproducer:
         message += f"\nrerun: {ctx.reproducer}"
-    return CheckResult(status=status, measured=measured, tolerance=tolerance, unit=unit,
-                       n_calls=model.n_calls - calls_before, message=message, quantity=quantity,
-                       details=verdict.details, check=spec.name, case=case.name, family=spec.family)
+    return CheckResult(status=j.status, measured=j.measured, tolerance=j.tolerance,
+                       n_calls=model.n_calls - calls_before, message=message, quantity=j.quantity,
+                       details=verdict.details, findings=j.findings, **dict(base, unit=j.unit))

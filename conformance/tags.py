@@ -39,10 +39,18 @@ class Tags:
         Forces are claimed to be the negative energy gradient.
     strictly_local : bool
         No interaction beyond ``cutoff`` (False for long-range models).
-    periodic_ok : bool
-        The model handles periodic boundary conditions.
+    periodic_only : bool
+        The model needs a periodic cell (CHGNet, M3GNet, matscipy's Manybody):
+        isolated cases are evaluated in a periodic box with vacuum. Declared, or
+        inferred by a probe when the model raises on a structure without cell.
+    receptive_field : float or None
+        Distance (Å) over which an atom's force can depend on others: layers ×
+        per-layer cutoff for a message-passing model; None: 2 × ``cutoff``
+        (a local many-body model), else measured and reported by ``locality``.
     deterministic : bool
-        Repeated evaluation gives bit-identical results.
+        Repeated evaluation gives bit-identical results; when False (or not
+        declared True), repeats that differ within the precision's round-off are
+        reported, not failed.
     thread_safe : bool
         Separate instances may run concurrently in threads.
     """
@@ -53,7 +61,8 @@ class Tags:
     precision: str = "float64"
     conservative: bool = True
     strictly_local: bool = True
-    periodic_ok: bool = True
+    periodic_only: bool = False
+    receptive_field: float | None = None
     deterministic: bool = True
     thread_safe: bool = True
 
@@ -68,6 +77,21 @@ class Tags:
 TAG_NAMES = tuple(f.name for f in dataclasses.fields(Tags))
 
 
+def declared_cutoff(value: Any) -> float | None:
+    """A declared cutoff (Å) as one radius: the largest of a per-pair array
+    (matscipy's Tersoff declares ``[R, S, ...]``), None if absent or invalid."""
+    try:
+        import numpy as np
+
+        radii = np.asarray(value, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return None
+    radii = radii[np.isfinite(radii)] if radii.size else radii
+    if not radii.size or value is None or isinstance(value, bool) or radii.max() <= 0:
+        return None
+    return float(radii.max())
+
+
 def infer_tags(calc: Any, overrides: Mapping[str, Any] | None = None) -> Tags:
     """Tags of a calculator: implemented properties, declared attributes, overrides.
 
@@ -79,9 +103,9 @@ def infer_tags(calc: Any, overrides: Mapping[str, Any] | None = None) -> Tags:
     species = getattr(calc, "species", None)
     if species:
         values["species"] = tuple(species)
-    cutoff = getattr(calc, "cutoff", None)
-    if isinstance(cutoff, (int, float)) and cutoff > 0:
-        values["cutoff"] = float(cutoff)
+    cutoff = declared_cutoff(getattr(calc, "cutoff", None))
+    if cutoff:
+        values["cutoff"] = cutoff
     precision = getattr(calc, "precision", None)
     if precision in ("float64", "float32"):
         values["precision"] = precision

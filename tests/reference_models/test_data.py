@@ -39,13 +39,25 @@ def test_plan_metadata_present(shipped):
     assert np.abs(strains[:, 3:]).max() > 0.01 and np.abs(strains[:, :3]).max() > 0.03
 
 
-def test_regenerates_bit_for_bit(shipped):
+def test_regenerates_to_round_off(shipped):
+    """Same plan and seed give the same structures and labels; labels agree to
+    float64 round-off (forces are stored to 8 decimals; the last digit of an EMT stress depends on the BLAS/SIMD
+    summation order of the machine, seen: 1e-16 relative)."""
     select = [0, 31, len(data.trajectories()) - 1]  # Cu MD, a strain series, a dimer scan
     fresh = data.generate(select=select)
     tids = {a.info["trajectory"] for a in fresh}
     stored = [a for a in shipped if a.info["trajectory"] in tids]
     assert len(fresh) == len(stored) > 0
-    assert data.to_text(fresh) == data.to_text(stored)
+    for new, old in zip(fresh, stored):
+        assert new.info.keys() == old.info.keys()
+        for key, value in old.info.items():
+            np.testing.assert_array_equal(new.info[key], value)
+        assert str(new.symbols) == str(old.symbols)
+        np.testing.assert_allclose(new.positions, old.positions, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(new.get_forces(), old.get_forces(), rtol=0, atol=5.1e-9)  # 8 decimals
+        assert new.get_potential_energy() == pytest.approx(old.get_potential_energy(), rel=1e-13)
+        if old.pbc.all():
+            np.testing.assert_allclose(new.get_stress(), old.get_stress(), rtol=1e-12, atol=1e-15)
 
 
 def test_labels_consistent_with_stored_positions(shipped):
