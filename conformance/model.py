@@ -14,12 +14,14 @@ import copy
 import signal
 import threading
 import time
+import warnings
 from typing import Any, Callable, Iterable
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 
+from .boxing import CLASSES, in_vacuum_box, needs_box, structure_class, vacuum_for
 from .tags import Tags, infer_tags
 
 
@@ -99,6 +101,18 @@ class Model:
         self.timeout = timeout
         self.n_calls = 0
         self.calc_seconds = 0.0
+        #: Why isolated structures are evaluated in a vacuum box (None: they are not):
+        #: the model's declaration, or the error it raised on a structure without a cell.
+        self.boxing_reason: str | None = ("declared periodic_only" if self.tags.periodic_only
+                                          else None)
+        #: classes of structure (conformance.boxing.CLASSES) evaluated in a vacuum box
+        self.boxed_classes: set[str] = set(CLASSES[:2]) if self.tags.periodic_only else set()
+        #: warnings the model emitted during calls: "Category: text" -> count
+        self.warnings: dict[str, int] = {}
+        #: class of structure -> ClassSupport, from the session's probe (conformance.support)
+        self.support: dict | None = None
+        #: case name -> why its items are skipped (its class cannot be evaluated)
+        self.unsupported: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Model({self.spec!r}, precision={self.tags.precision!r})"
@@ -117,8 +131,14 @@ class Model:
         return calc
 
     def evaluate(self, atoms: Atoms, properties: Iterable[str] = ("energy", "forces"),
-                 calc: Any = None) -> dict[str, Any]:
+                 calc: Any = None, adapt: bool = True) -> dict[str, Any]:
         """Evaluate ``properties`` on a copy of ``atoms``.
+
+        With ``adapt`` (default) the copy is put in a periodic vacuum box when the
+        model is periodic-only (:meth:`adapt`); a model not yet known to be
+        periodic-only that raises on a structure with a non-periodic direction is
+        tried once more in a box, and when that works it is tagged
+        ``periodic_only`` from then on (:attr:`boxing_reason` says why).
 
         Returns
         -------
@@ -128,7 +148,8 @@ class Model:
         Raises
         ------
         MissingProperty
-            The calculator does not implement one of ``properties``.
+            The calculator does not implement one of ``properties`` (or stress
+            is asked of a cell-less structure a periodic-only model gets boxed).
         ModelError
             The calculator raised, ran past ``timeout``, or returned
             non-finite or wrongly shaped values.
@@ -137,11 +158,56 @@ class Model:
         properties = tuple(properties)
         work = atoms.copy()
         work.calc = None
+        if not adapt:
+            return self._evaluate(calc, work, properties, work)
+        try:
+            return self._evaluate(calc, self.adapt(work), properties, work)
+        except ModelError as exc:
+            if not self._should_learn_boxing(work, exc):
+                raise
+            try:
+                out = self._evaluate(calc, self.boxed(work), properties, work)
+            except (ModelError, MissingProperty):
+                raise exc from exc.__cause__
+            self.learn_boxing(structure_class(work), str(exc))
+            return out
+
+    def _evaluate(self, calc, work: Atoms, properties: tuple, original: Atoms) -> dict[str, Any]:
+        if "stress" in properties and work is not original and original.cell.rank < 3:
+            raise MissingProperty("stress is undefined for a structure without a cell (this "
+                                  "periodic-only model is evaluated in a vacuum box)")
         with self.calling(work):
             if hasattr(calc, "reset"):
                 calc.reset()
             raw = {p: calc.get_property(p, work) for p in properties}
         return validate(raw, len(work))
+
+    def adapt(self, atoms: Atoms) -> Atoms:
+        """``atoms`` as the model can take it: in a periodic vacuum box
+        (:meth:`boxed`) for a periodic-only model when a direction is not
+        periodic, else unchanged (the same object)."""
+        if needs_box(atoms) and structure_class(atoms) in self.boxed_classes:
+            return self.boxed(atoms)
+        return atoms
+
+    def boxed(self, atoms: Atoms) -> Atoms:
+        """``atoms`` in a periodic box with vacuum ≥ 2 × cutoff + 2 Å (20 Å without cutoff)."""
+        return in_vacuum_box(atoms, vacuum_for(self.tags.cutoff, self.tags.receptive_field))
+
+    def learn_boxing(self, cls: str, reason: str) -> None:
+        """Evaluate structures of class ``cls`` boxed from now on, because of ``reason``
+        (what the model raised without a box); isolated ones make it ``periodic_only``."""
+        self.boxed_classes.add(cls)
+        if cls == CLASSES[0]:
+            self.tags = self.tags.replace(periodic_only=True)
+        self.boxing_reason = self.boxing_reason or reason
+
+    def _should_learn_boxing(self, atoms: Atoms, exc: ModelError) -> bool:
+        """A model that raised (not NaN, shape or timeout) on a structure with a
+        non-periodic direction, not yet known to be periodic-only."""
+        return (needs_box(atoms) and structure_class(atoms) not in self.boxed_classes
+                and exc.__cause__ is not None
+                and not isinstance(exc.__cause__, (MemoryError, KeyboardInterrupt)))
 
     @contextlib.contextmanager
     def calling(self, atoms: Atoms, how: str = ""):
@@ -156,7 +222,7 @@ class Model:
         self.n_calls += 1
         t0 = time.perf_counter()
         try:
-            with time_limit(self.timeout):
+            with time_limit(self.timeout), self._recording_warnings():
                 yield
         except PropertyNotImplementedError as exc:
             raise MissingProperty(f"model does not implement a requested property: {exc}") from exc
@@ -170,6 +236,25 @@ class Model:
                              f"(on {formula}, pbc={atoms.pbc.tolist()}{how})") from exc
         finally:
             self.calc_seconds += time.perf_counter() - t0
+
+
+    @contextlib.contextmanager
+    def _recording_warnings(self):
+        """Warnings the model emits are counted in :attr:`warnings` (text -> count)
+        instead of being raised or shown: a user's ``filterwarnings = error``
+        must not turn a model's ``UserWarning`` into an error of every check.
+        Only in the main thread (``warnings.catch_warnings`` is process-global)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                for w in caught:
+                    key = f"{w.category.__name__}: {w.message}"
+                    self.warnings[key] = self.warnings.get(key, 0) + 1
 
 
 SHAPES = {"energy": (), "free_energy": (), "forces": ("N", 3), "energies": ("N",), "stress": (6,)}

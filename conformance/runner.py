@@ -93,8 +93,13 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
               progress: Callable[[int, int, str], None] | None = None) -> CheckResult:
     """Run ``spec`` on ``case``; never raises for model or check failures."""
     seconds_before = model.calc_seconds
+    warned_before = dict(model.warnings)
     result = _run_check(spec, model, case, config, tolerances, report_dir, progress)
     result.calc_seconds = model.calc_seconds - seconds_before
+    warned = {k: n - warned_before.get(k, 0) for k, n in model.warnings.items()
+              if n > warned_before.get(k, 0)}
+    if warned:  # reported with the item, never raised
+        result.details["model_warnings"] = warned
     return result
 
 
@@ -103,7 +108,7 @@ def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> C
     tolerances = tolerances or config.make_tolerances(model.tags.precision)
     base = dict(check=spec.name, case=case.name, family=spec.family, unit=spec.unit,
                 severity=spec.severity)
-    reason = spec.skip_reason(model.tags)
+    reason = spec.skip_reason(model.tags) or model.unsupported.get(case.name)
     if reason:
         return CheckResult(status="skipped", message=reason, **base)
     ctx = CheckContext(tol=tolerances.for_check(spec.name), config=config,

@@ -108,12 +108,16 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     user = read_structures(config.structures) if config.structures else []
     kinds = config.structure_kinds or None
     cases = build_cases(species, config.seed, kinds=kinds, user_structures=user)
-    if config.train or config.test:  # the data audits run once, on the data files
-        from ase import Atoms
+    from ase import Atoms
 
+    if config.train or config.test:  # the data audits run once, on the data files
         cases.append(Case("train_test", "data", Atoms(), frozenset({"data"})))
     checks = [c for c in select(config.checks) if c.name not in config.skip
               and c.family not in config.skip]
+    structure_cases = [c for c in cases if c.kind != "data"]
+    if any(c.applies_to(case) for c in checks for case in structure_cases):
+        probe_classes(model, structure_cases)
+        cases.append(Case("classes", "support", Atoms(), frozenset({"support"})))
     tolerances = config.make_tolerances(model.tags.precision)
     if report_dir is None and config.report:
         report_dir = Path(config.report).parent
@@ -124,6 +128,19 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
         raise ConfigError(f"xfail declares {stale}, but this run has no such item "
                           f"(cases: {', '.join(c.name for c in cases)})")
     return Session(config, model, cases, tolerances, items, report_dir)
+
+
+def probe_classes(model: Model, cases: list) -> None:
+    """Probe which classes of structure the model evaluates (:mod:`conformance.support`);
+    the items of a class it cannot evaluate at all are skipped with the reason."""
+    from .boxing import structure_class
+    from .support import probe_support, unsupported_kinds
+
+    model.support = probe_support(model, cases)
+    for name in unsupported_kinds(model.support, cases):
+        case = next(c for c in cases if c.name == name)
+        model.unsupported[name] = (f"the model cannot evaluate {structure_class(case.atoms)} "
+                                   "structures (see structure_support[classes])")
 
 
 def validate_names(config: RunConfig) -> None:

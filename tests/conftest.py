@@ -27,3 +27,10 @@ def failed_checks(report):
 def statuses(report) -> set:
     """Set of result statuses: {"passed"} when every item ran and passed (no skip)."""
     return set(report.df["status"])
+
+
+def n_model_checks() -> int:
+    """Number of registered checks that audit a model (not the data)."""
+    from conformance.registry import all_checks
+
+    return sum(c.family != "data" for c in all_checks().values())
