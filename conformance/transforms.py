@@ -51,6 +51,28 @@ def rotate(atoms: Atoms, matrix: np.ndarray, center: Sequence[float] | None = No
     return out
 
 
+def right_handed(atoms: Atoms) -> Atoms:
+    """The same structure with a right-handed cell matrix (det > 0).
+
+    An improper operation (inversion, mirror) turns the cell left-handed; the
+    lattice vectors -a, -b, -c span the same lattice with det > 0, so negating
+    all three describes the same crystal (positions unchanged).
+    """
+    out = atoms.copy()
+    if out.cell.rank == 3 and np.linalg.det(out.cell.array) < 0:
+        out.set_cell(-out.cell.array, scale_atoms=False)
+    return out
+
+
+def left_handed(atoms: Atoms) -> Atoms:
+    """The same crystal described by the left-handed basis -a, -b, -c of a
+    right-handed cell (det < 0); positions unchanged."""
+    out = atoms.copy()
+    if out.cell.rank == 3 and np.linalg.det(out.cell.array) > 0:
+        out.set_cell(-out.cell.array, scale_atoms=False)
+    return out
+
+
 def rotate_forces(forces: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Forces (N, 3) as seen after applying ``matrix`` to the structure."""
     return forces @ np.asarray(matrix).T
@@ -117,7 +139,7 @@ def change_basis(atoms: Atoms, matrix: np.ndarray) -> Atoms:
         raise ValueError("basis change must be an integer matrix with determinant ±1")
     m = np.round(m).astype(int)
     pbc = atoms.pbc
-    mixing = (m != np.eye(3, dtype=int))
+    mixing = (np.abs(m) != np.eye(3, dtype=int))  # a non-periodic vector may be reversed
     if np.any(mixing[np.ix_(pbc, ~pbc)]) or np.any(mixing[np.ix_(~pbc, pbc)]) or \
             np.any(mixing[np.ix_(~pbc, ~pbc)]):
         raise ValueError("basis change may only mix periodic directions")

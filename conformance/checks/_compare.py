@@ -31,7 +31,7 @@ def properties_for(model, case) -> tuple[str, ...]:
 
 
 def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances,
-            n_atoms: int, prefix: str = "") -> list:
+            n_atoms: int, prefix: str = "", noise=None) -> list:
     """Fields comparing ``got`` with ``expected`` (both from Model.evaluate).
 
     Parameters
@@ -44,27 +44,34 @@ def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances
         Number of atoms the energy is a sum over.
     prefix : str
         Prepended to field names (``"rotated "``).
+    noise : conformance.noise.Noise, optional
+        The model's noise floor on the case; ``noise_factor`` times it is added
+        to each tolerance (float32 models).
     """
+    from ..noise import Noise
     from ..result import Field
 
+    noise = noise or Noise()
+    k = tol["noise_factor"]
     fields = []
     if "energy" in expected and "energy" in got:
         err = abs(got["energy"] - expected["energy"])
-        fields.append(Field(prefix + "|ΔE|", err, tol["energy_atol"] * n_atoms, "eV"))
+        fields.append(Field(prefix + "|ΔE|", err, tol["energy_atol"] * n_atoms + k * noise.energy, "eV"))
     if "forces" in expected and "forces" in got:
         f0 = np.asarray(expected["forces"])
         diff = np.linalg.norm(np.asarray(got["forces"]) - f0, axis=1)
         i = int(np.argmax(diff)) if len(diff) else 0
         scale = float(np.abs(f0).max()) if f0.size else 0.0
         fields.append(Field(prefix + "max |ΔF|", float(diff.max()) if len(diff) else 0.0,
-                            tol["force_atol"] + tol["force_rtol"] * scale, "eV/Å", f"atom {i}"))
+                            tol["force_atol"] + tol["force_rtol"] * scale + k * noise.forces, "eV/Å",
+                            f"atom {i}"))
     if "stress" in expected and "stress" in got:
         s0 = np.asarray(expected["stress"])
         diff = np.abs(np.asarray(got["stress"]) - s0)
-        k = int(np.argmax(diff))
+        j = int(np.argmax(diff))
         fields.append(Field(prefix + "max |Δσ|", float(diff.max()),
-                            tol["stress_atol"] + tol["stress_rtol"] * float(np.abs(s0).max()),
-                            "eV/Å³", f"component {VOIGT[k]}"))
+                            tol["stress_atol"] + tol["stress_rtol"] * float(np.abs(s0).max())
+                            + k * noise.stress, "eV/Å³", f"component {VOIGT[j]}"))
     return fields
 
 

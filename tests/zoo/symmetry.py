@@ -154,3 +154,50 @@ class NaiveFloat32EMT(Float32EMT):
     are resolved to only ~6e-5 Å. Caught by large_offset even at float32."""
 
     relative = False
+
+
+class CancellingFloat32(SmoothPair):
+    """Pair distances from |r_i|² + |r_j|² - 2 r_i·r_j in float32: the cancellation
+    loses ε|x|² Å² far from the origin (0.1 Å² at 990 Å), far more than the
+    rounding of float32 coordinates explains. Caught by large_offset at float32."""
+
+    precision = "float32"
+
+    def pairs(self, atoms):
+        i, j, D = super().pairs(atoms)
+        r = atoms.positions.astype(np.float32)
+        shift = (D - (atoms.positions[j] - atoms.positions[i])).astype(np.float32)
+        ri, rj = r[i], r[j] + shift
+        d2 = (ri * ri).sum(1) + (rj * rj).sum(1) - 2 * (ri * rj).sum(1)
+        d = np.sqrt(np.maximum(d2, np.float32(1e-6))).astype(np.float64)
+        return i, j, D * (d / np.linalg.norm(D, axis=1))[:, None]
+
+
+class RoundingNoise(SmoothPair):
+    """A correct float32 model's noise: forces and energy carry a deterministic
+    pseudo-random term of ~1e-4 eV/Å set by the float32 bits of the coordinates
+    (as a deep float32 network sums its rounding errors). Any transform changes
+    the bits and thus the noise; the table's float32 tolerance (2e-5 eV/Å) fails
+    it, its own measured noise floor does not."""
+
+    precision = "float32"
+    amplitude = 1e-4  # eV/Å
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        bits = self.atoms.positions.astype(np.float32).view(np.uint32).astype(np.uint64)
+        h = (bits * np.uint64(2654435761) + np.uint64(97)) % np.uint64(1000003)
+        noise = (h.astype(float) / 1000003.0 - 0.5) * 2 * self.amplitude
+        self.results["forces"] = self.results["forces"] + noise
+        self.results["energy"] += float(noise.sum()) * 0.1
+        self.results["free_energy"] = self.results["energy"]
+
+
+class SignedVolume(SmoothPair):
+    """Stress divided by det(cell) instead of |det(cell)|: right for right-handed
+    cells, sign-flipped for left-handed ones. Caught by left_handed_cell only."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if "stress" in self.results and np.linalg.det(self.atoms.cell.array) < 0:
+            self.results["stress"] = -self.results["stress"]
