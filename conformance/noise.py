@@ -76,12 +76,13 @@ def _change(a: dict, b: dict) -> Noise:
 
 
 def noise_floor(model, case, properties: tuple) -> Noise:
-    """The case's noise floor for this model (cached per case name on ``model``)."""
+    """The case's noise floor for this model (cached per case and properties on ``model``)."""
     if model.tags.precision != "float32":
         return Noise()
     cache = model.__dict__.setdefault("noise_cache", {})
-    if case.name in cache:
-        return cache[case.name]
+    key = (case.name, tuple(properties))
+    if key in cache:
+        return cache[key]
     import zlib
 
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
@@ -92,5 +93,5 @@ def noise_floor(model, case, properties: tuple) -> Noise:
     changes = [_change(ref, s) for s in samples]
     noise = Noise(max(c.energy for c in changes), max(c.forces for c in changes),
                   max(c.stress for c in changes), True)
-    cache[case.name] = noise
+    cache[key] = noise
     return noise

@@ -234,3 +234,20 @@ def test_reproducer_of_a_spec_run_loads_the_model_and_runs_as_printed():
     exec(code.replace("print(", "result = ("), {}, scope)
     de, fu = scope["result"]
     assert fu / de == pytest.approx(1.05, rel=1e-4)
+
+
+def test_float32_noise_widens_the_finite_difference_tolerance_but_scaled_forces_still_fail():
+    """Energy rounding enters a finite difference as δE/h: a correct float32 model with
+    1e-4 eV/Å rounding noise passes against its measured noise floor, fails without it;
+    forces 5 % too large on a clean float32 model are still caught."""
+    from tests.zoo.symmetry import RoundingNoise
+
+    noisy = audit(RoundingNoise(), species=["Cu"], checks=["force_consistency"])
+    assert statuses(noisy) == {"passed"}, noisy
+    assert "noise floor |ΔE|" in noisy["force_consistency[bulk_Cu_fcc]"].message
+    table_only = audit(RoundingNoise(), species=["Cu"], checks=["force_consistency"],
+                       tolerances={"noise_factor": 0})
+    assert "failed" in statuses(table_only)
+    scaled = audit(ScaledForces(), species=["Cu"], checks=["force_consistency"], precision="float32")
+    r = scaled["force_consistency[bulk_Cu_fcc]"]
+    assert r.status == "failed" and r.measured > 5 * r.tolerance  # 0.048 vs 0.0059

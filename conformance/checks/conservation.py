@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import MissingProperty, ModelError, Skip
+from ..noise import noise_floor
 from ..registry import check
 from ..result import Field, Verdict
 from ..structures import ANY, ISOLATED
@@ -239,25 +240,42 @@ def force_consistency(model, case, ctx, rng):
     m = measure_force_consistency(evaluate, atoms, ref, directions, h)
     n = len(atoms)
     floor = ctx.tol["force_atol"] * np.sqrt(n)
-    rel, asym = _relative_errors(m, floor, h)
+    noise = noise_floor(model, case, props)
     tol_f, tol_j = ctx.tol["force_consistency_rtol"], ctx.tol["jacobian_symmetry_rtol"]
+
+    def judged(m, step):
+        """Relative errors and their tolerances, widened by the model's noise floor:
+        energy noise enters the difference as δE/h, force noise as δF √N (and δF N/h
+        in the Jacobian)."""
+        rel, asym = _relative_errors(m, floor, step)
+        k = ctx.tol["noise_factor"]
+        tol_dir = tol_f + k * (noise.energy / step + noise.forces * np.sqrt(n)) / np.maximum(
+            m["force_scale"], floor)
+        iu = np.triu_indices(len(m["jacobian"]), 1)
+        tol_jac = tol_j + k * noise.forces * n / step / np.maximum(m["jacobian_scale"][iu], floor / step)
+        return rel, tol_dir, asym, tol_jac
+
+    rel, tol_dir, asym, tol_jac = judged(m, h)
     retried = ""
-    if np.nanmax(rel, initial=0.0) > tol_f or asym.max() > tol_j:
+    if np.any(rel > tol_dir) or np.any(asym > tol_jac):
         # a violation must persist on the inner tenth of the segment: a pair crossing a cutoff
         # (jump or kink of a conservative model) rarely falls in both, a curl or a scale always does
         m2 = measure_force_consistency(evaluate, atoms, ref, directions, h / 10)
-        rel2, asym2 = _relative_errors(m2, floor, h / 10)
-        rel, asym = np.fmin(rel, rel2), np.minimum(asym, asym2)
+        rel2, tol_dir2, asym2, tol_jac2 = judged(m2, h / 10)
+        second = np.nan_to_num(rel2 / tol_dir2, nan=np.inf) < np.nan_to_num(rel / tol_dir, nan=np.inf)
+        rel, tol_dir = np.where(second, rel2, rel), np.where(second, tol_dir2, tol_dir)
+        second = asym2 / tol_jac2 < asym / tol_jac
+        asym, tol_jac = np.where(second, asym2, asym), np.where(second, tol_jac2, tol_jac)
         retried = f"\nconfirmed at step {h / 10:g} Å (the smaller of the two errors is reported)"
     fields = []
     if "energy" in props:
-        i = int(np.argmax(rel))
-        fields.append(Field("|F·u + dE/dh| / |F·u|", float(rel[i]), tol_f,
+        i = int(np.nanargmax(rel / tol_dir))
+        fields.append(Field("|F·u + dE/dh| / |F·u|", float(rel[i]), float(tol_dir[i]),
                             "", "direction 0 (along F)" if i == 0 else f"random direction {i}"))
     k = len(directions)
     iu = np.triu_indices(k, 1)
-    j = int(np.argmax(asym))
-    fields.append(Field("|u·Jv - v·Ju| / |u·Jv|typ", float(asym[j]), tol_j,
+    j = int(np.argmax(asym / tol_jac))
+    fields.append(Field("|u·Jv - v·Ju| / |u·Jv|typ", float(asym[j]), float(tol_jac[j]),
                         "", f"directions ({iu[0][j]}, {iu[1][j]})"))
     work = float(np.abs(m["loop_work"]).max())
     note = (f"work of the forces around a closed loop of half-diagonal {h:g} Å: max |∮F·dr| = "
@@ -267,7 +285,7 @@ def force_consistency(model, case, ctx, rng):
         if g - r != 0:
             note = (f"along the forces F·u = {g:.6g} eV/Å, -dE/dh = {g - r:.6g} eV/Å "
                     f"(ratio {g / (g - r):.6g})\n" + note)
-    note += retried
+    note += retried + (f"\n{noise.describe()}" if noise.measured else "")
     body = (f"h = {h!r}\natoms.calc = calc\nF = atoms.get_forces()\n"
             "u = F * np.sqrt(len(atoms)) / np.linalg.norm(F)  # direction along the forces\n"
             "plus, minus = atoms.copy(), atoms.copy()\n"
@@ -406,7 +424,9 @@ def stress_consistency(model, case, ctx, rng):
     eta = ctx.tol["strain_step"]
     m = measure_stress_consistency(lambda a: model.evaluate(a, ("energy", "stress")), atoms, strains, eta)
     scale = float(np.linalg.norm(voigt_to_matrix(m["stress"])))
-    tol = ctx.tol["stress_consistency_atol"] + ctx.tol["stress_consistency_rtol"] * scale
+    noise = noise_floor(model, case, ("energy", "forces", "stress"))
+    tol = (ctx.tol["stress_consistency_atol"] + ctx.tol["stress_consistency_rtol"] * scale
+           + ctx.tol["noise_factor"] * (noise.energy / (eta * atoms.get_volume()) + noise.stress))
     i = int(np.argmax(m["residual"]))
     eps_txt = np.array2string(strains[i], precision=4, separator=", ").replace("\n", "")
     note = (f"worst strain ε = {eps_txt}, σ:ε = {m['sigma_eps'][i]:.4g} eV/Å³; periodic directions "
