@@ -28,7 +28,7 @@ def test_correct_models_pass_every_locality_item(calc):
     for case in ("bulk_Cu_fcc", "bulk_Au_fcc"):
         r = report[f"locality[{case}]"]
         assert r.details["control_dF"] > 1e-3  # the control moved the central force
-        assert r.details["gap_max_dF"] < 1e-10 and r.details["dF_beyond_2rc"] < 1e-10
+        assert r.details["gap_max_dF"] < 1e-10 and r.details["dF_beyond_2R"] < 1e-10
     extensive = report["extensivity[slab_Cu_fcc111]"]
     assert extensive.details["E_two"] == pytest.approx(2 * extensive.details["E_one"], abs=1e-9)
 
@@ -43,7 +43,7 @@ def test_leaky_cutoff_fails_locality_with_the_reach_named():
     assert 4.3 <= r.details["gap_reach"] < 6.0  # felt from inside the true 6 Å range
     assert r.details["gap"] == pytest.approx(4.3, abs=1e-3)  # tight: r_c + m
     # a pair model's force range is r_c itself: nothing beyond 2 r_c is felt
-    assert r.details["dF_beyond_2rc"] == 0.0
+    assert r.details["dF_beyond_2R"] == 0.0
     assert "has not vanished beyond the declared cutoff 4.000 Å" in report["dimer_curve[dimer_Cu2]"].message
     assert "interactions reach beyond the cutoff" in report["extensivity[cluster_Cu13]"].message
 
@@ -59,7 +59,10 @@ def test_non_extensive_energy_fails_extensivity_not_locality():
     assert "not extensive" in report["extensivity[slab_Cu_fcc111]"].message
 
 
-def test_mean_field_term_is_caught_by_spectators_and_locality():
+def test_mean_field_term_is_caught_by_spectators_and_the_gap_test():
+    """A global term fails extensivity (spectators) and locality's gap test (it crosses
+    vacuum); with no receptive field declared, the response beyond 2 r_c in the bulk
+    sphere is a finding (a message-passing model shows the same), not the failure."""
     report = audit(MeanField(), species=["Cu"], checks=LOCALITY)
     assert failed_checks(report) == {"extensivity", "locality"}
     r = report["extensivity[cluster_Cu13]"]
@@ -69,13 +72,45 @@ def test_mean_field_term_is_caught_by_spectators_and_locality():
     assert rows["spectators: max |ΔF|"].endswith("FAIL")
     assert "a global (mean-field) term" in r.message
     loc = report["locality[bulk_Cu_fcc]"]
-    assert "when only atoms more than 2 r_c + m = 10.30 Å away move" in loc.message
+    assert loc.message.startswith("max |ΔF| across the vacuum gap = 0.0476 eV/Å > tolerance")
+    assert loc.findings[0].startswith("informational: |ΔF| central atom, atoms beyond 2R moved = 0.00311 eV/Å")
+    assert "when only atoms more than 2R + m = 10.30 Å away move (r_c = 5.000 Å)" in loc.message
+    assert "declare mlip_tags = {'receptive_field': layers × r_c}" in loc.message
 
 
-def test_control_fails_for_a_model_that_feels_nothing():
+def test_a_declared_receptive_field_is_what_the_range_is_judged_against():
+    """Message passing (here: a model whose force range is 2 × 2 r_c, the pair energy of
+    second neighbours' environments) passes with receptive_field = 2 r_c declared and
+    reports a finding without it; declaring R = r_c makes the 2R response a failure."""
+    from tests.zoo.locality import TwoHop
+
+    undeclared = audit(TwoHop(), species=["Cu"], checks=["locality"])["locality[bulk_Cu_fcc]"]
+    assert undeclared.status == "passed" and undeclared.findings
+    declared = audit(TwoHop(mlip_receptive_field=2 * TwoHop().cutoff), species=["Cu"],
+                     checks=["locality"])["locality[bulk_Cu_fcc]"]
+    assert declared.status == "passed" and not declared.findings, declared.message
+    assert declared.details["receptive_field_declared"] and declared.details["dF_beyond_2R"] < 1e-10
+    too_small = audit(TwoHop(mlip_receptive_field=TwoHop().cutoff), species=["Cu"],
+                      checks=["locality"])["locality[bulk_Cu_fcc]"]
+    assert too_small.status == "failed" and "(receptive field R = 3 Å (declared))" in too_small.message
+
+
+def test_a_control_too_weak_to_conclude_is_inconclusive_not_a_failure():
+    """A model that feels nothing cannot be told from a local one: after the stronger
+    controls (0.2 Å, four neighbours) the item is skipped as inconclusive, with numbers."""
     r = audit(SmoothPair(D=0.0), species=["Cu"], checks=["locality"])["locality[bulk_Cu_fcc]"]
-    assert r.status == "failed"
-    assert "control failed: the force on the central atom changed by only 0 eV/Å" in r.message
+    assert r.status == "skipped"
+    assert r.message.startswith("inconclusive: the force on the central atom changed by only 0 eV/Å when "
+                                "its 4 nearest neighbours moved by 0.2 Å")
+
+
+def test_a_weak_response_gets_a_stronger_control_before_judging():
+    """A soft float32 model (forces ~1e-3 of SmoothPair's, like MACE with random weights):
+    the 0.05 Å control is too weak against 10 × the float32 tolerance, the 0.2 Å one decides."""
+    r = audit(SmoothPair(D=3e-4), species=["Cu"], checks=["locality"],
+              precision="float32")["locality[bulk_Cu_fcc]"]
+    assert r.status == "passed", r.message
+    assert "moved by 0.2 Å" in r.message and r.details["control_dF"] > 0
 
 
 def test_long_range_model_reports_its_reach_instead_of_failing():
