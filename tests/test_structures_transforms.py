@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from conformance import strategies as strat
 from conformance import transforms as tf
-from conformance.structures import KINDS, build_cases, find_case
+from conformance.structures import (KINDS, MAX_MOLECULES, MOLECULAR_SPECIES, _g2_catalogue, build_cases,
+                                    find_case, g2_molecule, molecule_cover)
 
 
 def test_cases_for_two_species_names_tags_and_periodicity():
@@ -54,13 +55,94 @@ def test_kind_selection_and_errors():
         build_cases(["Xx"])
     with pytest.raises(ValueError, match="no species given"):
         build_cases([])
-    assert set(KINDS) >= {"dimer", "trimer", "cluster", "bulk", "slab", "wire", "alloy", "small_cell"}
+    assert set(KINDS) >= {"dimer", "trimer", "cluster", "molecule", "bulk", "slab", "wire", "alloy",
+                          "small_cell"}
 
 
 def test_non_metal_species_fall_back_to_sensible_cases():
     cases = build_cases(["H", "O"], seed=0)
     d = cases[0].atoms.get_distance(0, 1)
     assert 0.5 < d < 2.0
+
+
+def test_metal_cases_are_unchanged_by_the_molecular_kinds():
+    # positions pinned against the builder before molecules existed (commit 0ccefc0):
+    # bit-identical for Cu, CuAu, NiPdPt, Si, Ar, AlAg, Fe, Mg, Ge at seeds 0 and 3
+    cases = {c.name: c for c in build_cases(["Cu", "Au"], seed=0)}
+    assert not any(c.kind == "molecule" for c in cases.values())
+    assert round(float(np.abs(cases["cluster_Au6Cu7"].atoms.positions).sum()), 10) == 45.3769215374
+    assert round(float(np.abs(cases["bulk_Cu_fcc"].atoms.positions).sum()), 10) == 260.953115687
+    assert [c.name for c in build_cases(["Ar"])] == ["dimer_Ar2", "trimer_Ar3", "cluster_Ar13", "bulk_Ar_fcc",
+                                                     "slab_Ar_fcc111", "wire_Ar_fcc100", "small_cell_Ar2"]
+
+
+def test_molecular_species_get_molecules_not_metal_cases():
+    cases = {c.name: c for c in build_cases(["C", "H"], seed=0)}
+    # no icosahedron, no fcc slab/wire/alloy of C or H, no "fcc hydrogen"; diamond is a real crystal
+    assert list(cases) == ["dimer_CH", "trimer_C2H", "molecule_C2H4", "molecule_H2", "bulk_C_diamond",
+                           "small_cell_C2"]
+    ethylene = cases["molecule_C2H4"]
+    assert ethylene.kind == "molecule" and ethylene.tags == {"molecule", "isolated", "cluster"}
+    assert ethylene.atoms.get_chemical_formula() == "C2H4" and not ethylene.atoms.pbc.any()
+    assert ethylene.note.startswith("G2 molecule C2H4")
+    ref = g2_molecule("C2H4")
+    shift = np.linalg.norm(ethylene.atoms.positions - ref.positions, axis=1)
+    assert 0.02 < shift.mean() < 0.15  # rattled like the other cases (σ = 0.05 Å per coordinate)
+    d, d_ref = ethylene.atoms.get_all_distances(), ref.get_all_distances()
+    assert round(d_ref[0, 1], 3) == 1.335 and round(d[0, 1], 3) == 1.488  # C=C, 2.3 σ of a bond's rattle
+    assert np.abs(d - d_ref).max() < 0.2  # still ethylene
+    small = cases["small_cell_C2"].atoms
+    lengths = small.cell.lengths()  # primitive diamond (2.52 Å) sheared by up to 3 %: triclinic
+    assert lengths.max() < 2.7 and len(set(np.round(lengths, 3))) == 3
+    assert [c.name for c in build_cases(["H", "O"])] == ["dimer_HO", "trimer_H2O", "molecule_H2O2",
+                                                         "molecule_H2"]
+
+
+def test_mixed_metal_and_molecular_species():
+    names = [c.name for c in build_cases(["Cu", "O"], seed=0)]
+    assert names == ["dimer_CuO", "trimer_Cu2O", "cluster_Cu13", "molecule_O3", "bulk_Cu_fcc",
+                     "slab_Cu_fcc111", "wire_Cu_fcc100", "small_cell_Cu2"]
+    names = [c.name for c in build_cases(["Si", "H"], seed=0)]
+    assert "molecule_H6Si2" in names and "bulk_Si_diamond" in names and "cluster_Si13" in names
+    # two metals and a molecular species: the alloy is of the metals only
+    cases = {c.name: c for c in build_cases(["Pd", "H", "Ag"], seed=0)}
+    assert set(cases["alloy_PdAg_fcc"].atoms.get_chemical_symbols()) == {"Pd", "Ag"}
+    assert "molecule_H2" in cases and "bulk_H_fcc" not in cases
+
+
+def test_molecule_cover_covers_species_and_bonds():
+    names, uncovered = molecule_cover(["C", "H", "N", "O"])
+    assert names == ["CH3CONH2", "H2O2", "N2O", "H2"] and uncovered == []
+    catalogue = {m.name: m for m in _g2_catalogue()}
+    chosen = [catalogue[n] for n in names]
+    assert set().union(*(m.elements for m in chosen)) == {"C", "H", "N", "O"}
+    offered = set().union(*(m.bonds for m in catalogue.values() if m.elements <= {"C", "H", "N", "O"}))
+    assert len(offered) == 10 and set().union(*(m.bonds for m in chosen)) == offered
+    # deterministic, independent of the order of the species
+    assert molecule_cover(["O", "N", "H", "C"]) == (names, [])
+    assert molecule_cover(["C", "H"]) == (["C2H4", "H2"], [])
+    assert molecule_cover(["Cu", "Au"]) == ([], [])
+    assert molecule_cover(["C"]) == ([], [])  # no closed-shell all-carbon molecule in G2
+    # many species: capped, and what is left uncovered is said
+    names, uncovered = molecule_cover(["C", "H", "N", "O", "F", "S", "Cl"])
+    assert len(names) == MAX_MOLECULES and ("H", "H") in uncovered and ("C", "F") in uncovered
+    # closed shell only: no radical or triplet (OH, CH3, O2) is ever chosen
+    assert not {"OH", "CH3", "O2", "NO", "CH2_s1A1d"} & set(catalogue)
+    assert MOLECULAR_SPECIES >= {"H", "C", "N", "O", "F", "P", "S", "Cl"}
+
+
+def test_molecule_cases_are_deterministic_by_seed():
+    a = {c.name: c for c in build_cases(["C", "H", "N", "O"], seed=1)}
+    b = {c.name: c for c in build_cases(["C", "H", "N", "O"], seed=1)}
+    c = {c.name: c for c in build_cases(["C", "H", "N", "O"], seed=2)}
+    assert [n for n in a if n.startswith("molecule_")] == ["molecule_C2H5NO", "molecule_H2O2",
+                                                            "molecule_N2O", "molecule_H2"]
+    for name in a:
+        assert np.array_equal(a[name].atoms.positions, b[name].atoms.positions)
+        if name.startswith("molecule_"):
+            assert not np.array_equal(a[name].atoms.positions, c[name].atoms.positions)
+    assert find_case("molecule_N2O", ["C", "H", "N", "O"], seed=1).atoms == a["molecule_N2O"].atoms
+    assert [c.kind for c in build_cases(["C", "H"], kinds=["molecule"])] == ["molecule", "molecule"]
 
 
 angles = st.floats(-np.pi, np.pi)
