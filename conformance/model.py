@@ -107,6 +107,7 @@ class Model:
                                           else None)
         #: classes of structure (conformance.boxing.CLASSES) evaluated in a vacuum box
         self.boxed_classes: set[str] = set(CLASSES[:2]) if self.tags.periodic_only else set()
+        self._box_failed: set[str] = set()  # classes whose boxed retry also raised
         #: warnings the model emitted during calls: "Category: text" -> count
         self.warnings: dict[str, int] = {}
         #: class of structure -> ClassSupport, from the session's probe (conformance.support)
@@ -168,6 +169,7 @@ class Model:
             try:
                 out = self._evaluate(calc, self.boxed(work), properties, work)
             except (ModelError, MissingProperty):
+                self._box_failed.add(structure_class(work))  # retried once per class, not again
                 raise exc from exc.__cause__
             self.learn_boxing(structure_class(work), str(exc))
             return out
@@ -205,7 +207,8 @@ class Model:
     def _should_learn_boxing(self, atoms: Atoms, exc: ModelError) -> bool:
         """A model that raised (not NaN, shape or timeout) on a structure with a
         non-periodic direction, not yet known to be periodic-only."""
-        return (needs_box(atoms) and structure_class(atoms) not in self.boxed_classes
+        cls = structure_class(atoms)
+        return (needs_box(atoms) and cls not in self.boxed_classes and cls not in self._box_failed
                 and exc.__cause__ is not None
                 and not isinstance(exc.__cause__, (MemoryError, KeyboardInterrupt)))
 
