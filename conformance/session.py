@@ -86,8 +86,12 @@ def load_model(config: RunConfig, calc: Any = None) -> Model:
     return Model(calc, factory=factory, spec=spec, tags=tags, timeout=config.timeout)
 
 
-def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = None) -> Session:
+def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = None,
+                 probe: bool = True) -> Session:
     """Load the model, build cases and items for ``config``.
+
+    ``probe=False`` leaves out the probe of the classes of structure (model calls):
+    for a process that only collects items while another process runs them.
 
     Raises
     ------
@@ -116,7 +120,8 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
               and c.family not in config.skip]
     structure_cases = [c for c in cases if c.kind != "data"]
     if any(c.applies_to(case) for c in checks for case in structure_cases):
-        probe_classes(model, structure_cases)
+        if probe:
+            probe_classes(model, structure_cases)
         cases.append(Case("classes", "support", Atoms(), frozenset({"support"})))
     tolerances = config.make_tolerances(model.tags.precision)
     if report_dir is None and config.report:

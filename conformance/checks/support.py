@@ -39,7 +39,7 @@ def structure_support(model, case, ctx, rng):
     """
     support = getattr(model, "support", None)
     if support is None:
-        raise Skip("the session did not probe the classes of structure (no structure cases)")
+        raise Skip("the classes of structure were not probed in this process")
     fields, notes = [], []
     for cls, s in support.items():
         if s.status == "native":
