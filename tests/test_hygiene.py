@@ -2,6 +2,8 @@
 the check meant for it; raw-calculator calls are counted, timed and turned
 into error results like Model.evaluate's."""
 
+import re
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -16,9 +18,10 @@ from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.conservation import DirectForceOnly
 from tests.zoo.faulty import Hangs, NoStress, Raising
-from tests.zoo.hygiene import (AcceptsAnySpecies, AtomicUnits, DeclaredDeterministicJitter,
+from tests.zoo.hygiene import (AcceptsAnySpecies, AtomicUnits, CacheComparesCommonAtoms, CacheIgnoresCell,
+                               CacheIgnoresNumbers, CacheIgnoresPbc, CacheKeyedOnPositions, DeclaredDeterministicJitter,
                                DeclaredNondeterministic, DropoutLeftOn, FailsForSpecies, Float32Jitter, Leaky,
-                               MutatesInput, RoundoffJitter, SharedBuffer, StaleCache)
+                               KeyedCache, MutatesInput, RoundoffJitter, SharedBuffer, StaleCache)
 
 HYGIENE = ["hygiene"]
 SPECIES = ["Cu", "Au"]
@@ -72,10 +75,49 @@ def test_stale_cache_message_names_the_in_place_change_and_counts_calls():
               structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
     assert r.status == "failed"
     assert "bulk_Cu_fcc: the calculator returned cached results after atoms.positions += δ" in r.message
-    assert "after atoms.set_cell(1.01 × cell, scale_atoms=True): |ΔE|" in r.message  # detected, ok
-    # 1 initial + 3 changes (one species: no numbers change), each raw and fresh
-    assert r.n_calls == 8
+    assert "after atoms.set_cell(1.01 × cell, scale_atoms=True): " in r.message  # detected, ok
+    # 1 initial + 8 changes (one species, none declared: no numbers change), each raw and fresh
+    assert r.n_calls == 18
+    assert r.details["not_tested"] == ["atomic numbers (one species audited, the calculator declares no other)"]
     assert "atoms.positions += np.random.default_rng(0)" in r.message
+
+
+@pytest.mark.parametrize("model, species, stale", [
+    (CacheKeyedOnPositions(), ["Cu", "Au"], ["atoms.set_cell(1.02 × cell, scale_atoms=False)", "atoms.numbers[6] = 79 (Au)",
+                                             "a new Atoms with the same positions and 0.98 × the cell",
+                                             "atoms.pbc = (True, True, False)"]),
+    (CacheIgnoresCell(), ["Cu"], ["atoms.set_cell(1.02 × cell, scale_atoms=False)",
+                                  "a new Atoms with the same positions and 0.98 × the cell"]),
+    (CacheIgnoresPbc(), ["Cu"], ["atoms.pbc = (True, True, False)"]),
+    # one species audited: the second element is one the calculator declares
+    (CacheIgnoresNumbers(), ["Cu"], ["atoms.numbers[6] = 79 (Au)"]),
+    (CacheComparesCommonAtoms(), ["Cu"], ["del atoms[-1]"]),
+], ids=lambda x: type(x).__name__ if not isinstance(x, list) else "")
+def test_caches_keyed_on_part_of_the_input_are_caught(model, species, stale):
+    r = audit(model, species=species, checks=["stale_cache"], structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
+    assert r.status == "failed"
+    assert r.details["stale"] == stale
+    assert f"bulk_Cu_fcc: the calculator returned cached results after {stale[0]}" in r.message
+    assert not r.details["unchanged"] and not r.details["not_tested"]
+
+
+def test_stale_cache_messages_give_the_size_of_the_error():
+    r = audit(CacheIgnoresPbc(), species=["Cu"], checks=["stale_cache"],
+              structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
+    # the bulk cut open along z: 17.7 eV of surface energy missed by the cache
+    assert re.match(r"after atoms.pbc = \(True, True, False\): \|ΔE\| = 17.\d eV > tolerance 3.2e-08 eV", r.message)
+    shrunk = audit(CacheComparesCommonAtoms(), species=["Cu"], checks=["stale_cache"],
+                   structure_kinds=["dimer"])["stale_cache[dimer_Cu2]"]
+    assert "after del atoms[-1]: forces has shape (2, 3), expected (1, 3)" in shrunk.message
+    assert "not tested here: cell and pbc (an isolated case; tested on periodic cases)\n" in shrunk.message
+    one = audit(EMT(), species=["Cu"], checks=["stale_cache"], structure_kinds=["bulk"]).results[0]
+    assert one.status == "passed"
+    assert "not tested here: atomic numbers (one species audited, the calculator declares no other)" in one.message
+
+
+def test_complete_cache_key_passes_stale_cache():
+    report = audit(KeyedCache(), species=["Cu"], checks=["stale_cache"])
+    assert statuses(report) == {"passed"}, report
 
 
 def test_stale_cache_is_invisible_to_checks_that_reset():

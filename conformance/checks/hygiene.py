@@ -26,7 +26,7 @@ import tracemalloc
 from typing import Any, Sequence
 
 import numpy as np
-from ase import Atoms
+from ase import Atom, Atoms
 from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
@@ -221,81 +221,204 @@ def determinism(model, case, ctx, rng):
 
 # -- stale cache ----------------------------------------------------------------------------
 
-def in_place_mutations(atoms: Atoms, species: Sequence[str], rng: np.random.Generator) -> list:
-    """(label, function mutating atoms in place) pairs, as users write them."""
+def free_site(atoms: Atoms, rng: np.random.Generator, distance: float) -> np.ndarray:
+    """A point ``distance`` (Å) from a random atom, in a random direction: of 8
+    candidates per atom, the one farthest from every atom (minimum image)."""
+    from ase.geometry import get_distances
+
+    dirs = rng.normal(size=(8 * len(atoms), 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    candidates = np.repeat(atoms.positions, 8, axis=0) + distance * dirs
+    _, d = get_distances(candidates, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    return candidates[int(np.argmax(d.min(axis=1)))]
+
+
+def other_species(model, atoms: Atoms, k: int) -> list[str]:
+    """Species of the run or declared by the calculator, other than atom k's."""
+    pool = list(model.tags.species) + declared_species(model.calc)
+    return [s for s in dict.fromkeys(pool) if s in atomic_numbers and atomic_numbers[s] != atoms.numbers[k]]
+
+
+def in_place_mutations(model, atoms: Atoms, rng: np.random.Generator) -> tuple[list, list[str]]:
+    """Changes users make to an Atoms they keep evaluating, in order, each
+    applied on top of the previous ones: ``(label, change)`` pairs, where
+    ``change(atoms)`` returns the Atoms to evaluate next (the same object changed
+    in place, or a new object), and the changes that do not apply (with why)."""
     n = len(atoms)
     shift = rng.normal(0.0, 0.05, (n, 3))
     k = int(rng.integers(n))
-    muts = []
+    periodic = bool(atoms.pbc.any())
+    muts, untested = [], []
 
     def move_all(a):
         a.positions += shift
+        return a
 
     def move_one(a):
         a.positions[k] += [0.1, -0.05, 0.08]
+        return a
 
     muts.append(("atoms.positions += δ (0.05 Å rattle)", move_all))
     muts.append((f"atoms.positions[{k}] += (0.1, -0.05, 0.08)", move_one))
-    if atoms.pbc.any():
+    if periodic:
         def scale_cell(a):
             a.set_cell(a.cell.array * 1.01, scale_atoms=True)
+            return a
+
+        def stretch_cell(a):
+            a.set_cell(a.cell.array * 1.02, scale_atoms=False)
+            return a
 
         muts.append(("atoms.set_cell(1.01 × cell, scale_atoms=True)", scale_cell))
-    others = [s for s in species if atomic_numbers[s] != atoms.numbers[k]]
+        muts.append(("atoms.set_cell(1.02 × cell, scale_atoms=False)", stretch_cell))
+    else:
+        untested.append("cell and pbc (an isolated case; tested on periodic cases)")
+    others = other_species(model, atoms, k)
     if others:
         z = atomic_numbers[others[0]]
 
         def swap(a):
             a.numbers[k] = z
+            return a
 
         muts.append((f"atoms.numbers[{k}] = {z} ({others[0]})", swap))
-    return muts
+    else:
+        untested.append("atomic numbers (one species audited, the calculator declares no other)")
+    symbol = atoms.get_chemical_symbols()[0]
+    nn = nearest_neighbour_distance(symbol)
+
+    def delete(a):
+        del a[-1]
+        return a
+
+    def append(a):
+        a.append(Atom(symbol, free_site(a, rng, nn)))
+        return a
+
+    if n > 1:
+        muts.append(("del atoms[-1]", delete))
+    muts.append((f"atoms.append(Atom({symbol!r}, ...)) at {nn:.3g} Å from an atom", append))
+    if periodic:
+        def new_object(a):
+            return Atoms(a.numbers.copy(), positions=a.positions.copy(), cell=a.cell.array * 0.98, pbc=a.pbc)
+
+        muts.append(("a new Atoms with the same positions and 0.98 × the cell", new_object))
+        if model.tags.periodic_only:
+            untested.append("pbc (the model is periodic-only)")
+        else:
+            axis = int(np.flatnonzero(atoms.pbc)[-1])
+
+            def unset_pbc(a):
+                pbc = a.pbc.copy()
+                pbc[axis] = False
+                a.pbc = pbc
+                return a
+
+            flags = atoms.pbc.copy()
+            flags[axis] = False
+            muts.append((f"atoms.pbc = {tuple(bool(x) for x in flags)}", unset_pbc))
+    return muts, untested
 
 
-@check(family="hygiene", needs={"forces"}, cases=ANY, calls="2 × (1 + 2-4 in-place changes)", unit="eV/Å")
+def _properties_of(props: Sequence[str], atoms: Atoms) -> tuple[str, ...]:
+    """``props`` without stress unless ``atoms`` is periodic in 3 directions."""
+    full = bool(atoms.pbc.all()) and atoms.cell.rank == 3
+    return tuple(p for p in props if p != "stress" or full)
+
+
+def _raw_results(model, atoms: Atoms, props: Sequence[str]):
+    """Raw results on ``atoms`` (:func:`call_calculator`), or the message when
+    they are sized for a different number of atoms (a cache answering for
+    another structure)."""
+    try:
+        return call_calculator(model, atoms, _properties_of(props, atoms))
+    except ModelError as exc:
+        if " has shape " in str(exc):
+            return str(exc)
+        raise
+
+
+def _differ(a: dict, b: dict, ctx, n_a: int, n_b: int) -> bool:
+    """Whether two fresh results differ beyond the shared tolerances."""
+    return n_a != n_b or any(not f.ok for f in compare(a, b, ctx.tol, n_a))
+
+
+@check(family="hygiene", needs={"forces"}, cases=ANY, calls="2 × (1 + 4-9 in-place changes)", unit="eV/Å")
 def stale_cache(model, case, ctx, rng):
-    """After in-place changes of the Atoms (positions, cell with scaled atoms,
-    atomic numbers) the calculator returns new results, not cached ones.
+    """After each change a user makes to an Atoms the calculator keeps
+    evaluating, it returns new results, not cached ones.
 
-    Uses the raw calculator the way ASE users do (``atoms.calc = calc``,
-    ``atoms.positions += ...``, ``atoms.get_forces()``) and compares each
-    result with a fresh evaluation of the same structure. Catches caches keyed
-    on the object, its length or its numbers only, and arrays kept by
-    reference instead of copied.
+    The changes, applied in turn with ``atoms.calc = calc`` (no ``reset()``):
+    positions (all atoms, one atom), the cell with the atoms scaled and without
+    moving them (``set_cell(..., scale_atoms=False)``), an atomic number (to a
+    second species of the run or declared by the calculator; else reported as
+    not tested), deleting and appending an atom, a new Atoms object with the
+    same positions and another cell, and a pbc flag (not for periodic-only
+    models). Each raw result is compared with a fresh evaluation of the same
+    structure (shared tolerances; eV, eV/Å, eV/Å³; one row per change, its
+    property furthest from agreement). Catches caches keyed on part
+    of the input (positions only; positions and numbers but not the cell or
+    pbc; the common atoms only), on the object, and arrays kept by reference.
+    Control: each change alters the fresh results, else it is reported as not
+    tested.
     """
     props = hygiene_properties(model, case)
-    species = list(model.tags.species) or sorted(set(case.atoms.get_chemical_symbols()))
     atoms = case.copy()
     if hasattr(model.calc, "reset"):
         model.calc.reset()
-    states = [("initial", atoms.copy(), call_calculator(model, atoms, props))]
-    for label, mutate in in_place_mutations(atoms, species, rng):
-        mutate(atoms)
-        raw = call_calculator(model, atoms, props)
-        states.append((label, atoms.copy(), raw))
+    changes, untested = in_place_mutations(model, atoms, rng)
+    states = [("initial", atoms.copy(), _raw_results(model, atoms, props))]
+    for label, change in changes:
+        atoms = change(atoms)
+        states.append((label, atoms.copy(), _raw_results(model, atoms, props)))
     atoms.calc = None
-    fields, unchanged, previous = [], [], None
+    fields, unchanged, previous, wrong_size = [], [], None, []
     for label, snapshot, raw in states:
-        fresh = model.evaluate(snapshot, props)
-        fields.extend(compare(fresh, raw, ctx.tol, len(snapshot), prefix=f"after {label}: "
-                              if label != "initial" else "initial: "))
-        if previous is not None and not any(not f.ok for f in compare(previous, fresh, ctx.tol,
-                                                                        len(snapshot))):
+        fresh = model.evaluate(snapshot, _properties_of(props, snapshot))
+        prefix = f"after {label}: " if label != "initial" else "initial: "
+        if isinstance(raw, str):  # results sized for another structure: cached ones
+            fields.append(Field(prefix + "results of another size", 1.0, 0.0, ""))
+            wrong_size.append(f"{prefix}{raw}")
+        else:
+            fields.append(max(compare(fresh, raw, ctx.tol, len(snapshot), prefix=prefix), key=lambda f: f.ratio))
+        if previous is not None and not _differ(previous[0], fresh, ctx, previous[1], len(snapshot)):
             unchanged.append(label)
-        previous = fresh
+        previous = (fresh, len(snapshot))
     failing = [f for f in fields if not f.ok]
-    note = ("control: every change altered the fresh results" if not unchanged else
-            f"control: {', '.join(unchanged)} did not change the results (not tested)")
+    notes = ["control: every change altered the fresh results" if not unchanged else
+             f"control: {', '.join(unchanged)} did not change the results (not tested)"]
+    if untested:
+        notes.append("not tested here: " + "; ".join(untested))
+    notes.extend(wrong_size)
     what = f"{len(states) - 1} in-place changes of {case.name} with atoms.calc = calc"
+    stale = list(dict.fromkeys(f.name.split(": ")[0] for f in failing))
     if failing:
-        stale = list(dict.fromkeys(f.name.split(": ")[0] for f in failing))
         what = f"{case.name}: the calculator returned cached results {' and '.join(stale)}"
+    first = next((s for s in states[1:] if f"after {s[0]}" in stale), None)
     body = ("atoms.calc = calc\nf1 = atoms.get_forces().copy()\n"
-            "atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)\n"
-            "f2 = atoms.get_forces()\natoms.calc = None\n"
-            "print(np.abs(f1 - f2).max())  # expect > 0: the atoms moved")
-    return Verdict(fields, what=what, note=note, reproducer=case_reproducer(case, ctx, body),
-                   details={"changes": [s[0] for s in states[1:]], "unchanged": unchanged})
+            + _change_code(first[0] if first else states[1][0]) +
+            "f2 = atoms.get_forces().copy()  # after the change\ncalc.reset()\n"
+            "f3 = atoms.get_forces()  # recomputed\n"
+            "print(f2.shape, f3.shape, np.abs(f2 - f3).max() if f2.shape == f3.shape else 'sizes differ')"
+            "  # expect ~0")
+    return Verdict(fields, what=what, note="\n".join(notes), reproducer=case_reproducer(case, ctx, body),
+                   details={"changes": [s[0] for s in states[1:]], "unchanged": unchanged,
+                            "stale": [s.removeprefix("after ") for s in stale], "not_tested": untested})
+
+
+def _change_code(label: str) -> str:
+    """Python lines making the change ``label`` on ``atoms`` (for the reproducer)."""
+    if label.startswith("atoms.positions += δ"):
+        return "atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)\n"
+    if label.startswith("a new Atoms"):
+        return ("from ase import Atoms\nold = atoms\natoms = Atoms(old.numbers, positions=old.positions, "
+                "cell=0.98 * old.cell.array, pbc=old.pbc)\natoms.calc = calc\n")
+    if label.startswith("atoms.append"):
+        return ("from ase import Atom\natoms.append(Atom(atoms[0].symbol, atoms.positions[0] + "
+                "[0, 0, 2.5]))  # or anywhere the new atom has neighbours\n")
+    if label.startswith("atoms.numbers"):
+        return label.split(" (")[0] + "\n"
+    return label.replace(" × cell", " * atoms.cell.array") + "\n"  # already Python
 
 
 # -- reuse across sizes and species ---------------------------------------------------------
