@@ -2,10 +2,11 @@
 
 The model is driven by ASE's integrators (``VelocityVerlet``, ``Langevin``)
 through :class:`AuditedCalculator`, a thin ASE calculator that forwards every
-force call to :meth:`conformance.model.Model.evaluate`: the calls are counted
-and timed, the per-call timeout applies, and a NaN/inf or an exception from
-the model becomes a :class:`~conformance.model.ModelError` that
-:func:`run_md` records with the step at which it happened.
+force call to the model's calculator, reused from step to step as in a user's
+run (no ``reset()``): the calls are counted and timed, the per-call timeout
+applies, and a NaN/inf or an exception from the model becomes a
+:class:`~conformance.model.ModelError` that :func:`run_md` records with the
+step at which it happened.
 
 Units: ASE's (eV, Å, amu, ASE time; 1 ASE time unit = ``1 / ase.units.fs``
 ≈ 10.18 fs). Times stored here are in fs, energies in eV.
@@ -24,7 +25,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
-from .model import Model, ModelError
+from .model import Model, ModelError, validate
 
 #: Melting points (K) of the elemental solids at 1 atm, used to set the hot-MD
 #: temperature (CRC Handbook of Chemistry and Physics values, rounded; C: graphite
@@ -99,18 +100,23 @@ def reference_pair_distance(symbols: Sequence[str]) -> np.ndarray:
 
 
 class AuditedCalculator(Calculator):
-    """ASE calculator that evaluates the audited model through ``Model.evaluate``.
+    """ASE calculator that drives the audited model the way an MD user does.
 
     Every ``calculate`` is one counted, timed, validated model call returning
-    energy (eV) and forces (N, 3) eV/Å; errors surface as ``ModelError``.
+    energy (eV) and forces (N, 3) eV/Å; errors surface as ``ModelError``. With
+    ``reuse=True`` (the default) the model's own calculator evaluates each step
+    without ``reset()`` in between, so whatever it keeps from step to step
+    (neighbour lists with a skin, caches) is exercised as in a user's run; with
+    ``reuse=False`` each step is a fresh :meth:`Model.evaluate`.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
     nolabel = True
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, reuse: bool = True):
         super().__init__()
         self.model = model
+        self.reuse = reuse
 
     def check_state(self, atoms, tol=1e-15):
         """Exact comparison with the last evaluated structure (ASE's tolerant
@@ -126,7 +132,13 @@ class AuditedCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        out = self.model.evaluate(self.atoms, ("energy", "forces"))
+        if self.reuse:
+            calc = self.model.calc
+            with self.model.calling(self.atoms, how=", in MD (one instance, no reset between steps)"):
+                raw = {p: calc.get_property(p, self.atoms) for p in ("energy", "forces")}
+            out = validate(raw, len(self.atoms))
+        else:
+            out = self.model.evaluate(self.atoms, ("energy", "forces"))
         self.results = {"energy": out["energy"], "free_energy": out["energy"], "forces": out["forces"]}
 
 
@@ -218,13 +230,16 @@ def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: s
            monitor: Monitor | None = None, n_frames: int = 200, progress=None) -> MDRun:
     """Run ``dyn`` (an ASE MD object on ``atoms``) for ``n_steps``, recording every step.
 
-    ``atoms.calc`` is replaced by an :class:`AuditedCalculator` on ``model``.
+    ``atoms.calc`` is replaced by an :class:`AuditedCalculator` on ``model``
+    (the model's calculator is reset once, then reused for every step).
     The run stops early at the first :class:`Event` returned by
     ``monitor(step, atoms, forces)`` or at a model error (recorded in
     ``run.event`` / ``run.model_error``, never raised). About ``n_frames``
     frames are kept, plus the last one. ``progress(done, total, label)`` is called
     after every step (the pytest plugin shows it for long runs).
     """
+    if hasattr(model.calc, "reset"):
+        model.calc.reset()
     atoms.calc = AuditedCalculator(model)
     n = len(atoms)
     every = max(1, n_steps // n_frames)

@@ -16,7 +16,7 @@ from conformance.config import RunConfig
 from conformance.session import open_session
 from tests.conftest import failed_checks, statuses
 from tests.zoo.dynamics import (ForceBias, HardCutoff, NaNAfter, ScaledForces, ShortRangeHole,
-                                StiffPair)
+                                StiffPair, ThinSkinVerletLastCall)
 from tests.zoo.faulty import NoStress
 
 DYNAMICS = ["dynamics"]
@@ -131,6 +131,29 @@ def test_force_bias_is_caught_by_momentum_and_named_in_nve():
     assert "total momentum is not conserved" in report["nve_energy_drift[bulk_Cu_fcc]"].message
     cluster = report["momentum_conservation[cluster_Cu13]"]
     assert "|ΔL| / Σ|r_i||p_i|" in cluster.message  # angular momentum is followed on clusters
+
+
+def test_history_along_the_run_is_seen_by_comparing_frames_with_fresh_evaluations():
+    """MD drives one calculator instance without reset(), as users do; 5 frames of the run are
+    evaluated afresh. A Verlet list with the wrong rebuild test and a 0.05 Å skin misses 4th-shell
+    pairs that 300 K vibrations bring inside its 5 Å cutoff."""
+    from tests.zoo.hygiene import VerletList
+
+    class ThinSkinVerletList(VerletList):
+        skin = 0.05
+
+    report = audit(ThinSkinVerletLastCall(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
+                   structure_kinds=["bulk"])
+    r = report.results[0]
+    assert r.status == "failed"
+    match = re.match(r"fresh vs run: max \|ΔF\| = (\S+) eV/Å > tolerance \S+ eV/Å at step (\d+) for NVE", r.message)
+    assert match and 0.01 < float(match.group(1)) < 0.1, r.message
+    assert "the calculator carries history from step to step" in r.message
+    assert r.details["drift_meV_per_atom_ps"]["dt"] < 1  # conservative all the same: drift cannot see it
+    assert r.n_calls == 3 * SHORT + 2 + 5
+    correct = audit(ThinSkinVerletList(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
+                    structure_kinds=["bulk"])
+    assert correct.passed, correct
 
 
 def test_nan_mid_run_is_an_error_naming_the_step():

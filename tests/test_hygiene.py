@@ -21,7 +21,8 @@ from tests.zoo.faulty import Hangs, NoStress, Raising
 from tests.zoo.hygiene import (AcceptsAnySpecies, AtomicUnits, CacheComparesCommonAtoms, CacheIgnoresCell,
                                CacheIgnoresNumbers, CacheIgnoresPbc, CacheKeyedOnPositions, DeclaredDeterministicJitter,
                                DeclaredNondeterministic, DropoutLeftOn, FailsForSpecies, Float32Jitter, Leaky,
-                               KeyedCache, MutatesInput, RoundoffJitter, SharedBuffer, StaleCache)
+                               KeyedCache, MutatesInput, RoundoffJitter, SharedBuffer, StaleCache, VerletLastCall,
+                               VerletList)
 
 HYGIENE = ["hygiene"]
 SPECIES = ["Cu", "Au"]
@@ -36,13 +37,16 @@ def test_correct_models_pass_every_hygiene_item(calc):
     assert statuses(report) == {"passed"}, report
     counts = report.df.groupby("check").size().to_dict()
     assert counts == {"determinism": 9, "stale_cache": 9, "size_reuse": 9, "species_support": 1,
-                      "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1}
+                      "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1,
+                      "walk_history": 1}
     assert set(report.df["status"]) == {"passed"}
 
 
 @pytest.mark.parametrize("model, expected", [
-    (StaleCache(), {"stale_cache"}),
+    (StaleCache(), {"stale_cache", "walk_history"}),  # the walk moves atoms in place too
     (RoundoffJitter(), set()),  # reported by determinism, not failed (DropoutLeftOn: see below)
+    (VerletList(), set()),
+    (VerletLastCall(), {"walk_history"}),
     (FailsForSpecies(), {"species_support"}),
     (AcceptsAnySpecies(), {"species_support"}),
     (MutatesInput(), {"input_untouched"}),
@@ -118,6 +122,23 @@ def test_stale_cache_messages_give_the_size_of_the_error():
 def test_complete_cache_key_passes_stale_cache():
     report = audit(KeyedCache(), species=["Cu"], checks=["stale_cache"])
     assert statuses(report) == {"passed"}, report
+
+
+def test_walk_history_catches_a_verlet_list_rebuilt_on_the_wrong_test():
+    good, bad = VerletList(), VerletLastCall()
+    ok = audit(good, species=["Cu"], checks=["walk_history"]).results[0]
+    assert ok.status == "passed" and good.rebuilds >= 16  # rebuilt every 0.5 Å of the 8 Å walk
+    assert "atom 6 (Cu) walked 8 Å in 160 steps of 0.05 Å" in ok.message
+    assert "control: its approach changed the fresh results" in ok.message
+    r = audit(bad, species=["Cu"], checks=["walk_history"]).results[0]
+    assert r.status == "failed" and bad.rebuilds == 1  # built once, after the reset, never again
+    # the walking atom never entered the list: its 2.26 eV of bonds are missing at the end
+    assert re.match(r"\|ΔE\| = 2.26 eV > tolerance 1.3e-08 eV at step 160 of 160 \(0 Å from the site\) for a "
+                    r"walk of atom 6 into cluster_Cu13 from 8 Å away", r.message), r.message
+    assert "for s in range(n + 1):  # steps of ~0.05 Å, below any skin/2" in r.message
+    # SmoothPair declares rc = 5 Å: 160 steps + 1, and 9 comparisons on a fresh instance
+    assert r.n_calls == ok.n_calls == 170
+    assert r.details["steps"] == 160 and r.details["length_A"] == 8.0
 
 
 def test_stale_cache_is_invisible_to_checks_that_reset():

@@ -22,6 +22,7 @@ or ``./mlip-conformance-artifacts/``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 
@@ -37,6 +38,7 @@ from ..model import ModelError
 from ..registry import check
 from ..result import Field, Verdict
 from ..tolerances import define
+from ._compare import compare
 
 #: Default steps per run: NVE runs `nve` steps at dt and 2 x `nve` at dt/2.
 DEFAULT_STEPS = {"nve": 150, "hot": 400, "momentum": 100}
@@ -140,6 +142,35 @@ def raise_model_error(run: md.MDRun, ctx, check_name: str, case) -> None:
     path = save_trajectory(run, ctx, check_name, case)
     raise ModelError(f"{run.model_error} at {run.when(run.event.step)} of {run.label} on "
                      f"{case.name}; trajectory up to the failure: {path}") from run.model_error
+
+
+HISTORY_NOTE = ("the forces the run used differ from a fresh evaluation of the same frame: the "
+                "calculator carries history from step to step (e.g. a neighbour list with a skin that is "
+                "not rebuilt when it should be; see walk_history)")
+
+
+FRESH_FRAMES = 5  # frames of a run compared with a fresh evaluation
+
+
+def fresh_comparison(model, run: md.MDRun, tol, n_frames: int = FRESH_FRAMES) -> list:
+    """Energy (eV) and forces (eV/Å) the run used at ``n_frames`` frames spread
+    over it (the last included, step 0 excluded) against a fresh evaluation of
+    each (``Model.evaluate``: a copy and a ``reset()`` calculator): per
+    property the worst, as fields "fresh vs run: ..." (shared tolerances, the
+    step in ``where``); [] when no frame after step 0 was recorded. One model
+    call per frame."""
+    frames = [f for f in run.frames if f.info["step"] > 0]
+    if not frames:
+        return []
+    picks = sorted({int(round(x)) for x in np.linspace(0, len(frames) - 1, n_frames + 1)[1:]})
+    worst: dict = {}
+    for frame in (frames[i] for i in picks):
+        used = {"energy": frame.calc.results["energy"], "forces": frame.calc.results["forces"]}
+        fresh = model.evaluate(frame, ("energy", "forces"))
+        for f in compare(fresh, used, tol, len(frame), prefix="fresh vs run: "):
+            if f.name not in worst or f.ratio > worst[f.name].ratio:
+                worst[f.name] = dataclasses.replace(f, where=f"step {frame.info['step']}")
+    return list(worst.values())
 
 
 def _label(atom: int, numbers) -> str:
@@ -268,12 +299,16 @@ def nve_energy_drift(model, case, ctx, rng):
         Field("σ(E_tot) at dt/2 / at dt", scaling, ctx.tol["md_dt_scaling"], ""),
     ]
     ok = [f.ok for f in fields]
+    history = fresh_comparison(model, full, ctx.tol)
+    fields.extend(history)
     what = (f"NVE velocity Verlet, {n_steps} steps of {dt:.3g} fs ({duration}) and {2 * n_steps} "
             f"of {dt / 2:.3g} fs from {NVE_TEMPERATURE_K:.0f} K on {case.name}")
     note = "" if resolved else ("σ(E_tot) is at round-off level: dt² scaling not resolved, not judged")
-    if not all(ok):
+    if not all(ok) or not all(f.ok for f in history):
         path = save_trajectory(full, ctx, "nve_energy_drift", case)
-        diagnosis = diagnose_nve(full, half, a, b, scaling_ok=ok[2], drift_ok=ok[0])
+        diagnosis = diagnose_nve(full, half, a, b, scaling_ok=ok[2], drift_ok=ok[0]) if not all(ok) else ""
+        if not all(f.ok for f in history):
+            diagnosis = "; ".join(filter(None, [HISTORY_NOTE, diagnosis]))
         note = f"diagnosis: {diagnosis}\ntrajectory (dt = {dt:.3g} fs): {path}"
     details = {
         "dt_fs": dt, "n_steps": n_steps, "temperature_K": NVE_TEMPERATURE_K,
@@ -564,6 +599,8 @@ def hot_nvt_stability(model, case, ctx, rng):
     raise_model_error(run, ctx, "hot_nvt_stability", case)
     cn_start, cn_end, cn_change = coordination_change(run, symbols)
     fields = monitor.fields()
+    history = fresh_comparison(model, run, ctx.tol)
+    fields.extend(history)
     if case.periodic:
         fields.append(Field("coordination change", cn_change, ctx.tol["md_coordination_change"], "",
                             where=f"CN {cn_start:.3g} -> {cn_end:.3g}"))
@@ -582,9 +619,11 @@ def hot_nvt_stability(model, case, ctx, rng):
                      "--mlip-md-temperature for this material")
     if any(not f.ok for f in fields):
         path = save_trajectory(run, ctx, "hot_nvt_stability", case)
+        if not all(f.ok for f in history):
+            notes.insert(0, HISTORY_NOTE)
         if run.event is not None:
             notes.insert(0, f"{run.event.kind}: {run.event.message} at {run.when(run.event.step)}")
-        else:
+        elif all(f.ok for f in history):
             notes.insert(0, f"structure changed: mean coordination {cn_start:.3g} -> {cn_end:.3g}")
         notes.append(f"trajectory: {path}")
     details = _hot_details(run, monitor, bond, symbols, temperature, dt, n_steps, case)

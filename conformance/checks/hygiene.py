@@ -18,6 +18,7 @@ time inside the model, time limit) and turns exceptions into ``ModelError``.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import threading
@@ -419,6 +420,89 @@ def _change_code(label: str) -> str:
     if label.startswith("atoms.numbers"):
         return label.split(" (")[0] + "\n"
     return label.replace(" × cell", " * atoms.cell.array") + "\n"  # already Python
+
+
+# -- history along a walk -------------------------------------------------------------------
+
+WALK_STEP = 0.05  # Å per step: a third of the smallest plausible skin/2 (ASE's 0.3 Å skin)
+WALK_MARGIN = 3.0  # Å: the walk starts this far beyond the cutoff (LAMMPS' metal skin is 2 Å)
+WALK_CUTOFF = 6.0  # Å, when the model declares no cutoff
+WALK_EVERY = 20  # steps between comparisons with a fresh instance
+
+
+def walk_path(atoms: Atoms, length: float, step: float = WALK_STEP) -> tuple[int, np.ndarray, np.ndarray]:
+    """The atom farthest from the centre, its outward direction, and the
+    positions (n + 1, 3) of a straight walk from ``length`` Å outside its site
+    back to the site in steps of at most ``step`` Å."""
+    centre = atoms.positions.mean(axis=0)
+    radial = atoms.positions - centre
+    k = int(np.argmax(np.linalg.norm(radial, axis=1)))
+    norm = float(np.linalg.norm(radial[k]))
+    u = radial[k] / norm if norm > 1e-6 else np.array([1.0, 0.0, 0.0])
+    n = int(math.ceil(length / step))
+    path = atoms.positions[k] + np.outer(length * (1 - np.arange(n + 1) / n), u)
+    return k, u, path
+
+
+@check(family="hygiene", needs={"forces"}, cases={"cluster"},
+       calls=f"(cutoff + {WALK_MARGIN:g} Å) / {WALK_STEP:g} Å + 1 steps (181 for a 6 Å cutoff) + 1 per "
+             f"{WALK_EVERY} steps on a fresh instance", unit="eV/Å")
+def walk_history(model, case, ctx, rng):
+    """Results along a walk of many small steps equal a fresh instance's: the
+    calculator carries no history (e.g. a Verlet neighbour list whose rebuild
+    test is wrong).
+
+    The outermost atom of the cluster starts cutoff + 3 Å outside its site
+    (cutoff: declared, else 6 Å) and walks straight back in steps of 0.05 Å —
+    below any plausible skin/2 — on the same Atoms with ``atoms.calc = calc``
+    (no ``reset()``), as an MD or optimiser run moves atoms; every 20 steps and
+    at the end the energy (eV) and forces (eV/Å) are compared with a fresh
+    instance (``model.fresh()``) evaluating the same positions (shared
+    tolerances). Catches rebuild tests measured from the last call instead of
+    the last rebuild, skins checked against the wrong distance, and caches of
+    neighbours or descriptors that are updated but never recomputed. Control:
+    the walking atom's neighbours change the fresh results.
+    """
+    props = tuple(p for p in ("energy", "forces") if p in model.tags.properties)
+    atoms = case.copy()
+    cutoff = float(model.tags.cutoff or WALK_CUTOFF)
+    length = cutoff + WALK_MARGIN
+    k, u, path = walk_path(atoms, length)
+    n = len(path) - 1
+    reference = model.fresh()
+    if hasattr(model.calc, "reset"):
+        model.calc.reset()
+    worst: dict = {}
+    fresh_first = fresh = None
+    for s, position in enumerate(path):
+        atoms.positions[k] = position
+        raw = call_calculator(model, atoms, props)
+        if s % WALK_EVERY and s != n:
+            continue
+        fresh = model.evaluate(atoms, props, calc=reference)
+        fresh_first = fresh if fresh_first is None else fresh_first
+        where = f"step {s} of {n} ({length * (1 - s / n):.3g} Å from the site)"
+        for f in compare(fresh, raw, ctx.tol, len(atoms)):
+            if f.name not in worst or f.ratio > worst[f.name].ratio:
+                worst[f.name] = Field(f.name, f.error, f.tolerance, f.unit, where=where)
+    atoms.calc = None
+    fields = list(worst.values())
+    moved = any(not f.ok for f in compare(fresh_first, fresh, ctx.tol, len(atoms)))
+    note = (f"atom {k} ({atoms[k].symbol}) walked {length:.3g} Å in {n} steps of {length / n:.3g} Å, "
+            f"compared with a fresh instance every {WALK_EVERY} steps; "
+            + ("control: its approach changed the fresh results" if moved else
+               "control: its approach did NOT change the fresh results (the walk tests nothing)"))
+    body = (f"k, n, length = {k}, {n}, {length:.4g}\nu = np.array({np.round(u, 6).tolist()})\n"
+            "site = atoms.positions[k].copy()\natoms.calc = calc\n"
+            "for s in range(n + 1):  # steps of ~0.05 Å, below any skin/2\n"
+            "    atoms.positions[k] = site + u * length * (1 - s / n)\n"
+            "    f = atoms.get_forces()\n"
+            "fresh = atoms.copy()\nfresh.calc = ...  # a new instance of the calculator\n"
+            "print(np.abs(f - fresh.get_forces()).max())  # expect ~0")
+    return Verdict(fields, what=f"a walk of atom {k} into {case.name} from {length:.3g} Å away",
+                   note=note, reproducer=case_reproducer(case, ctx, body),
+                   details={"atom": k, "steps": n, "step_A": length / n, "length_A": length,
+                            "control_changed": moved})
 
 
 # -- reuse across sizes and species ---------------------------------------------------------

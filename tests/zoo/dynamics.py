@@ -7,6 +7,7 @@ import numpy as np
 from ase.calculators.calculator import all_changes
 
 from .base import SmoothPair, quintic_switch
+from .hygiene import VerletLastCall
 
 
 class StiffPair(SmoothPair):
@@ -17,6 +18,16 @@ class StiffPair(SmoothPair):
     its dimer bond length, which hot_nvt_stability reports as a collapse.)"""
 
     default_parameters = dict(SmoothPair.default_parameters, alpha=2.5, r_on=3.0, rc=3.9)
+
+
+class ThinSkinVerletLastCall(VerletLastCall):
+    """The wrong Verlet rebuild test with a 0.05 Å skin on SmoothPair (cutoff
+    5 Å, fcc Cu's 4th shell at 5.1 Å): 300 K vibrations move 4th-shell pairs
+    in and out of the cutoff while no step moves an atom by 0.025 Å, so NVE
+    sees the history (the walk, whose 0.05 Å steps exceed skin/2, rebuilds
+    every step and does not)."""
+
+    skin = 0.05
 
 
 class ShortRangeHole(StiffPair):

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 from ase.calculators.calculator import all_changes
+from ase.neighborlist import neighbor_list
 
 from .base import SmoothPair
 
@@ -252,3 +253,49 @@ class SpeciesTableFromFirstCall(SmoothPair):
             self._table = {z: self.strengths.get(z, 1.0) for z in set(atoms.numbers.tolist())}
         w = np.array([self._table.get(z, self.default) for z in atoms.numbers.tolist()])
         return np.sqrt(w[i] * w[j])
+
+
+class VerletList(SmoothPair):
+    """SmoothPair with a Verlet neighbour list (correct): pairs within
+    rc + skin, reused until an atom has moved more than skin/2 since the list
+    was built; rebuilt when numbers, cell or pbc change (as ASE's LennardJones
+    does: after ``reset()`` every property counts as changed)."""
+
+    skin = 1.0  # Å
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._list = self._built_at = self._last = None
+        self._rebuild = True
+        self.rebuilds = 0
+
+    def displacement(self, atoms) -> float:
+        """The rebuild test: largest displacement (Å) since the list was built."""
+        return float(np.linalg.norm(atoms.positions - self._built_at, axis=1).max())
+
+    def pairs(self, atoms):
+        if (self._rebuild or self._list is None or len(atoms) != len(self._built_at)
+                or self.displacement(atoms) > 0.5 * self.skin):
+            self._list = neighbor_list("ijS", atoms, self.parameters.rc + self.skin)
+            self._built_at = atoms.positions.copy()
+            self.rebuilds += 1
+        self._last = atoms.positions.copy()
+        i, j, shifts = self._list
+        return i, j, atoms.positions[j] - atoms.positions[i] + shifts @ atoms.cell.array
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self._rebuild = bool(set(system_changes) & {"numbers", "cell", "pbc"})
+        super().calculate(atoms, properties, system_changes)
+
+
+class VerletLastCall(VerletList):
+    """The Verlet list with the wrong rebuild test: the displacement is measured
+    from the previous call instead of the last rebuild. Along a trajectory of
+    small steps (each < skin/2) the list is never rebuilt, and atoms that come
+    within the cutoff from beyond rc + skin are missed. Every single call, and
+    every check that calls ``reset()`` first, looks correct."""
+
+    def displacement(self, atoms) -> float:
+        if len(self._last) != len(atoms):
+            return np.inf
+        return float(np.linalg.norm(atoms.positions - self._last, axis=1).max())
