@@ -65,8 +65,8 @@ def test_emt_default_lengths_pass_and_report_the_numbers():
     report = audit(EMT(), species=["Cu", "Au"], checks=DYNAMICS)
     assert statuses(report) == {"passed"}, report
     r = report["nve_energy_drift[bulk_Cu_fcc]"]
-    assert r.details["dt_fs"] == pytest.approx(5.0, rel=1e-3)
-    assert abs(r.details["drift_meV_per_atom_ps"]["dt"]) < 0.2
+    assert r.details["dt_fs"] == pytest.approx(3.63, abs=0.01)  # T_min / 30 (was 5 fs)
+    assert abs(r.details["drift_meV_per_atom_ps"]["dt"]) < 0.05
     assert 3.8 < r.details["sigma_shrink_factor"] < 4.2
     assert r.details["fluctuation_ratio"]["dt"] < 0.02
 
@@ -150,7 +150,7 @@ def test_history_along_the_run_is_seen_by_comparing_frames_with_fresh_evaluation
     assert match and 0.01 < float(match.group(1)) < 0.1, r.message
     assert "the calculator carries history from step to step" in r.message
     assert r.details["drift_meV_per_atom_ps"]["dt"] < 1  # conservative all the same: drift cannot see it
-    assert r.n_calls == 3 * SHORT + 2 + 5
+    assert r.n_calls == 16 + 3 * SHORT + 2 + 5  # stiffest mode, the two runs, 5 fresh frames
     correct = audit(ThinSkinVerletList(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
                     structure_kinds=["bulk"])
     assert correct.passed, correct
@@ -162,10 +162,11 @@ def test_nan_mid_run_is_an_error_naming_the_step():
     r = report["nve_energy_drift[cluster_Cu13]"]
     assert r.status == "error"
     assert "non-finite forces" in r.message
-    assert "at step 40 (t = 200 fs) of NVE velocity Verlet" in r.message
+    # NaN from the 41st call: 16 calls estimate the stiffest mode, then steps 0-23 are fine
+    assert "at step 24 (t = 120 fs) of NVE velocity Verlet" in r.message
     assert r.n_calls == 41
     path = re.search(r"trajectory up to the failure: (\S+\.extxyz)", r.message).group(1)
-    assert read(path, ":")[-1].info["step"] == 39
+    assert read(path, ":")[-1].info["step"] == 23
 
 
 def test_trace_and_plots_are_bounded_and_serialisable():
@@ -219,6 +220,37 @@ def test_lengths_and_time_steps():
     assert dynamics.timestep_for(_Ctx(), cu, 2037.0) == pytest.approx(2.5, rel=1e-3)  # at most halved
     assert dynamics.timestep_for(_Ctx(), cu, 600.0) == pytest.approx(5.0 * np.sqrt(0.5), rel=1e-3)
     assert dynamics.timestep_for(_Ctx(md_timestep=1.0), cu, 2037.0) == 1.0
+
+
+def test_time_step_follows_the_stiffest_mode_capped_by_the_mass_based_default():
+    from ase.calculators.lj import LennardJones
+
+    from conformance.model import Model
+    from conformance.structures import build_cases
+
+    def chosen(calc, species, kind, **options):
+        model = Model(calc)
+        atoms = next(c for c in build_cases(species) if c.kind == kind).copy()
+        dt, info = dynamics.chosen_timestep(model, _Ctx(**options), atoms)
+        return dt, info, model.n_calls
+
+    # EMT Cu: stiffest mode at 9.18 THz (T_min = 109 fs, exact Hessian: 109.0 fs): dt = 3.63 fs, not 5 fs
+    dt, info, calls = chosen(EMT(), ["Cu"], "bulk")
+    assert dt == pytest.approx(3.63, abs=0.01) and calls == 16
+    assert info["dt_source"] == "stiffest mode" and info["shortest_period_fs"] == pytest.approx(109.0, abs=0.5)
+    assert info["why"].startswith("dt = 3.63 fs = T_min/30, shortest period T_min = 109 fs (9.18 THz")
+    # EMT Au: T_min = 251 fs -> 8.37 fs, just under the mass-based 8.8 fs
+    assert chosen(EMT(), ["Au"], "bulk")[0] == pytest.approx(8.37, abs=0.01)
+    # smooth LJ argon: soft (T_min = 433 fs would allow 14.4 fs): the mass-based 3.96 fs stays
+    argon = LennardJones(sigma=3.4, epsilon=0.0104, rc=8.5, smooth=True)
+    dt, info, _ = chosen(argon, ["Ar"], "bulk")
+    assert dt == pytest.approx(3.96, abs=0.01) and info["dt_source"] == "mass-based default"
+    assert "the mass-based default (5 fs × sqrt(m_min/m_Cu)); shortest period T_min = 433 fs" in info["why"]
+    # StiffPair (alpha = 2.5 /Å): 15 THz, dt = 2.2 fs
+    assert chosen(StiffPair(), ["Cu"], "bulk")[0] == pytest.approx(2.20, abs=0.01)
+    # the user's step wins, without a model call
+    dt, info, calls = chosen(EMT(), ["Cu"], "bulk", md_timestep=1.0)
+    assert (dt, calls, info["why"]) == (1.0, 0, "dt = 1 fs from --mlip-md-timestep")
 
 
 def test_soft_van_der_waals_bonds_get_a_collapse_bound_scaled_with_their_length():

@@ -95,7 +95,8 @@ define("md_coordination_change", "1", 0.5, 0.5,
        "distance); EMT at 1.5 Tm: <= 0.03 in bulk; isolated clusters are judged on a rise only "
        "(EMT's 13-atom cluster melts and evaporates atoms: -0.32 in 1 ps, -0.52 in 20 ps)")
 
-NVE_CALLS = "3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2)"
+NVE_CALLS = ("3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2) + 16 (stiffest mode; 0 with "
+             "md_timestep) + 5 (frames evaluated afresh)")
 
 
 # -- shared helpers -------------------------------------------------------------
@@ -114,6 +115,35 @@ def timestep_for(ctx, atoms: Atoms, temperature: float = NVE_TEMPERATURE_K) -> f
         return float(ctx.config.md_timestep)
     scale = min(1.0, max(0.5, math.sqrt(NVE_TEMPERATURE_K / temperature)))
     return md.default_timestep_fs(atoms) * scale
+
+
+def chosen_timestep(model, ctx, atoms: Atoms, temperature: float = NVE_TEMPERATURE_K) -> tuple[float, dict]:
+    """Time step (fs) for a run at ``temperature`` and why: ``md_timestep`` if
+    given (no model call); else the shortest of the mass-based default
+    (:func:`timestep_for`) and T_min / :data:`md.STEPS_PER_PERIOD`, T_min the
+    period of the model's stiffest mode at ``atoms``
+    (:func:`md.stiffest_mode_timestep_fs`, 2 × :data:`md.LANCZOS_STEPS` model
+    calls). Returns (dt, details) with ``dt_source`` and a sentence ``why``."""
+    if ctx.config.md_timestep:
+        dt = float(ctx.config.md_timestep)
+        return dt, {"dt_fs": dt, "dt_source": "md_timestep", "why": f"dt = {dt:.3g} fs from --mlip-md-timestep"}
+    default = timestep_for(ctx, atoms, temperature)
+    forces = lambda a: model.evaluate(a, ("forces",))["forces"]  # noqa: E731
+    mode = md.stiffest_mode_timestep_fs(forces, atoms, np.random.default_rng(0))
+    info = {"mass_default_fs": default, "shortest_period_fs": mode["period_fs"],
+            "max_frequency_THz": mode["frequency_THz"], "hessian_calls": mode["n_calls"]}
+    stiff = (f"shortest period T_min = {mode['period_fs']:.3g} fs ({mode['frequency_THz']:.3g} THz, "
+             f"stiffest mode from {mode['n_calls'] // 2} Hessian-vector products)")
+    if mode["dt_fs"] is not None and mode["dt_fs"] < default:
+        dt = mode["dt_fs"]
+        why = (f"dt = {dt:.3g} fs = T_min/{md.STEPS_PER_PERIOD}, {stiff}; shorter than the mass-based "
+               f"{default:.3g} fs")
+        return dt, dict(info, dt_fs=dt, dt_source="stiffest mode", why=why)
+    why = (f"dt = {default:.3g} fs, the mass-based default (5 fs × sqrt(m_min/m_Cu)"
+           + (", shortened for the temperature" if temperature > NVE_TEMPERATURE_K else "")
+           + (f"); {stiff} would allow {mode['dt_fs']:.3g} fs" if mode["dt_fs"] else
+              "); no positive curvature found at the start"))
+    return default, dict(info, dt_fs=default, dt_source="mass-based default", why=why)
 
 
 def thermalised(case, temperature: float, rng) -> Atoms:
@@ -269,16 +299,21 @@ def nve_energy_drift(model, case, ctx, rng):
     like dt² when the time step is halved.
 
     Velocity Verlet from a thermalised start (300 K, no net momentum or
-    rotation) at dt (default 5 fs × sqrt(m_lightest/m_Cu), or md_timestep) and
-    again at dt/2 over the same time. Measured: drift (|slope| of a linear fit
-    of E_tot, meV/atom/ps), σ(E_tot)/σ(E_kin), and σ(E_tot)(dt/2)/σ(E_tot)(dt)
-    (0.25 for velocity Verlet on a smooth, conservative model). Energy jumps
+    rotation) at dt and again at dt/2 over the same time. dt is md_timestep if
+    given, else the shorter of 5 fs × sqrt(m_lightest/m_Cu) and T_min/30, T_min
+    the period of the model's stiffest mode at the start (8 Lanczos
+    Hessian-vector products by central differences of forces); the step and
+    why are in the message. Measured: drift (|slope| of a linear fit of E_tot,
+    meV/atom/ps), σ(E_tot)/σ(E_kin), and σ(E_tot)(dt/2)/σ(E_tot)(dt) (0.25 for
+    velocity Verlet on a smooth, conservative model); 5 frames of the dt run
+    are evaluated afresh (the calculator is reused without reset along the
+    run, as in a user's MD), so history it carries shows. Energy jumps
     (discontinuous cutoff), non-conservative forces and too long a time step
     are told apart in the message.
     """
     n_steps = steps_for(ctx, "nve")
     start = thermalised(case, NVE_TEMPERATURE_K, rng)
-    dt = timestep_for(ctx, start)
+    dt, step_info = chosen_timestep(model, ctx, start)
     runs = []
     for h, steps in ((dt, n_steps), (dt / 2, 2 * n_steps)):
         atoms = start.copy()
@@ -303,15 +338,18 @@ def nve_energy_drift(model, case, ctx, rng):
     fields.extend(history)
     what = (f"NVE velocity Verlet, {n_steps} steps of {dt:.3g} fs ({duration}) and {2 * n_steps} "
             f"of {dt / 2:.3g} fs from {NVE_TEMPERATURE_K:.0f} K on {case.name}")
-    note = "" if resolved else ("σ(E_tot) is at round-off level: dt² scaling not resolved, not judged")
+    notes = [step_info["why"]]
+    if not resolved:
+        notes.append("σ(E_tot) is at round-off level: dt² scaling not resolved, not judged")
     if not all(ok) or not all(f.ok for f in history):
         path = save_trajectory(full, ctx, "nve_energy_drift", case)
         diagnosis = diagnose_nve(full, half, a, b, scaling_ok=ok[2], drift_ok=ok[0]) if not all(ok) else ""
         if not all(f.ok for f in history):
             diagnosis = "; ".join(filter(None, [HISTORY_NOTE, diagnosis]))
-        note = f"diagnosis: {diagnosis}\ntrajectory (dt = {dt:.3g} fs): {path}"
+        notes.insert(0, f"diagnosis: {diagnosis}\ntrajectory (dt = {dt:.3g} fs): {path}")
+    note = "\n".join(notes)
     details = {
-        "dt_fs": dt, "n_steps": n_steps, "temperature_K": NVE_TEMPERATURE_K,
+        **step_info, "dt_fs": dt, "n_steps": n_steps, "temperature_K": NVE_TEMPERATURE_K,
         "drift_meV_per_atom_ps": {"dt": a["drift_signed"], "dt/2": b["drift_signed"]},
         "sigma_etot_meV": {"dt": a["sigma_e"] * 1e3, "dt/2": b["sigma_e"] * 1e3},
         "fluctuation_ratio": {"dt": fluct, "dt/2": b["sigma_e"] / b["sigma_k"] if b["sigma_k"] > 0 else None},
@@ -570,7 +608,8 @@ def coordination_change(run: md.MDRun, symbols) -> tuple[float, float, float]:
 
 
 @check(family="dynamics", cases={"bulk", "alloy", "cluster"},
-       calls="md_steps + 1, plus 25 per species pair (dimer scan)", unit="Å")
+       calls="md_steps + 1, plus 37 per species pair (dimer scan), 16 (stiffest mode; 0 with md_timestep) "
+             "and 5 (frames evaluated afresh)", unit="Å")
 def hot_nvt_stability(model, case, ctx, rng):
     """Langevin MD at 1.5 × the melting point neither collapses nor explodes.
 
@@ -582,15 +621,18 @@ def hot_nvt_stability(model, case, ctx, rng):
     than half of it; a force above 50 eV/Å; explosion — T above 10 × the
     target or rising 10× within 10 steps (MLIPAudit-style); a coordination
     change above 50 % (for isolated clusters only a rise: a hot cluster may
-    evaporate atoms). The run stops at the first failure, which is reported
-    with its step and time, and the trajectory is written.
+    evaporate atoms); 5 frames differing from a fresh evaluation (history
+    carried by the calculator). Time step: md_timestep, else the shorter of
+    the mass-based default shortened by sqrt(300 K / T) (at most 2×) and
+    T_min/30 of the stiffest mode. The run stops at the first failure, which
+    is reported with its step and time, and the trajectory is written.
     """
     symbols = case.atoms.get_chemical_symbols()
     temperature = float(ctx.config.md_temperature or md.hot_temperature_K(symbols))
     n_steps = steps_for(ctx, "hot")
     bond, bond_notes = dimer_bond_lengths(model, symbols)
     atoms = thermalised(case, temperature, rng)
-    dt = timestep_for(ctx, atoms, temperature)
+    dt, step_info = chosen_timestep(model, ctx, atoms, temperature)
     monitor = HotMonitor(atoms, bond, temperature, dt, ctx.tol)
     dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature,
                    friction=md.DEFAULT_FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
@@ -626,8 +668,9 @@ def hot_nvt_stability(model, case, ctx, rng):
         elif all(f.ok for f in history):
             notes.insert(0, f"structure changed: mean coordination {cn_start:.3g} -> {cn_end:.3g}")
         notes.append(f"trajectory: {path}")
+    notes.append(step_info["why"])
     details = _hot_details(run, monitor, bond, symbols, temperature, dt, n_steps, case)
-    details.update(coordination={"start": cn_start, "end": cn_end})
+    details.update(step_info, dt_fs=dt, coordination={"start": cn_start, "end": cn_end})
     return Verdict(fields, what=what, note="\n".join(notes), details=details)
 
 
