@@ -16,7 +16,7 @@ from conformance.config import RunConfig
 from conformance.session import open_session
 from tests.conftest import failed_checks, statuses
 from tests.zoo.dynamics import (ForceBias, HardCutoff, NaNAfter, ScaledForces, ShortRangeHole,
-                                StiffPair, ThinSkinVerletLastCall)
+                                StiffPair, ThinSkinVerletLastCall, WallHole)
 from tests.zoo.faulty import NoStress
 
 DYNAMICS = ["dynamics"]
@@ -79,8 +79,11 @@ def test_hole_at_short_range_is_a_collapse_at_high_temperature_only():
     assert "collapse" in r.message
     assert re.search(r"at step \d+ \(t = [\d.]+ fs\)", r.message)
     assert "stopped at step" in r.message and "Langevin NVT at 2037 K" in r.message
-    assert r.details["event"]["kind"].startswith("collapse")
+    assert r.details["event"]["kind"] == "collapse (short-range hole)"
     assert r.details["event"]["step"] < 200
+    # the flat -3 eV hole: a pair at its edge must climb 3.1 eV to get back to the bond
+    assert re.match(r"Cu-Cu dimer trap inside the wall = 3.\d+ eV > tolerance 0.01 eV at r = 1.\d+-2.56 Å", r.message)
+    assert "collapse into a short-range hole: the Cu-Cu dimer energy has a minimum of -3 eV" in r.message
     # the bond length is the well nearest the crystal's bond, not the hole at short range
     bond = r.details["dimer_bond_length_A"]["Cu-Cu"]
     assert 2.3 < bond < 2.8
@@ -91,6 +94,39 @@ def test_hole_at_short_range_is_a_collapse_at_high_temperature_only():
     cold = audit(ShortRangeHole(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
                  md_steps=SHORT, structure_kinds=["bulk"])
     assert cold.passed, cold
+
+
+def test_hole_inside_the_repulsive_wall_is_named_when_a_hot_run_falls_into_it():
+    """WallHole is StiffPair from 2.2 Å outwards, with a second minimum of -6.2 eV at 1.86 Å behind
+    a 0.54 eV barrier. At 1.5 Tm a pair crosses within 160 fs; the stiff inner wall of the hole
+    then gives |F| = 61 eV/Å, which alone would read as a 'force blow-up': the dimer scan between
+    the closest approach and the bond names the hole instead."""
+    r = audit(WallHole(), species=["Cu"], checks=["hot_nvt_stability"],
+              structure_kinds=["bulk"])["hot_nvt_stability[bulk_Cu_fcc]"]
+    assert r.status == "failed" and r.details["event"]["kind"] == "collapse (short-range hole)"
+    assert r.message.startswith("Cu-Cu dimer trap inside the wall = 6.68 eV > tolerance 0.01 eV at r = 1.78-2.56 Å "
+                                "(closest approach: atoms 21 and 30 at step 72 (t = 158.6 fs))"), r.message
+    assert ("collapse into a short-range hole: the Cu-Cu dimer energy has a minimum of -6.19 eV at 1.85 Å "
+            "(0.72 × the bond, inside the repulsive wall) behind a 6.68 eV rise towards the bond") in r.message
+    assert "force blow-up: |F| = 60.9 eV/Å on atom 30 (Cu) at step 72" in r.message
+    assert r.n_calls == 41 + 16 + 73 + 5  # dimer scan, stiffest mode, steps 0-72, fresh frames
+    # the correct StiffPair it is built on: no trap, and cold MD never reaches the hole
+    assert audit(StiffPair(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=SHORT,
+                 structure_kinds=["bulk"]).passed
+    cold = audit(WallHole(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT, structure_kinds=["bulk"])
+    assert cold.passed, cold
+
+
+def test_wall_trap_measures_the_climb_out_of_a_hole():
+    r = np.linspace(1.0, 2.5, 16)
+    wall = np.exp(-3 * (r - 2.5))  # falls monotonically to the bond at 2.5 Å
+    assert dynamics.wall_trap(r, wall, 1.0, 2.5) == (0.0, 0)
+    holed = wall - 8 * np.exp(-((r - 1.6) / 0.15) ** 2)
+    depth, k = dynamics.wall_trap(r, holed, 1.0, 2.5)
+    brute = max(holed[m:].max() - holed[m] for m in range(len(r)))
+    assert r[k] == pytest.approx(1.7) and depth == pytest.approx(brute)
+    assert depth == pytest.approx(0.920, abs=1e-3)
+    assert dynamics.wall_trap(r, holed, 1.9, 2.5)[0] == 0.0  # the run never got inside the barrier
 
 
 def test_discontinuous_cutoff_is_caught_by_nve_as_energy_jumps():

@@ -47,7 +47,7 @@ NVE_TEMPERATURE_K = md.ROOM_TEMPERATURE_K
 BOND_WINDOW_FS = 100.0  # averaging window of the bond-compression criterion
 JUMP_INTERVAL = 10  # steps between the temperatures compared for a jump
 CN_SHELL = (1 + math.sqrt(2)) / 2  # coordination cutoff: midway between fcc 1st and 2nd shell
-DIMER_SCAN = np.linspace(0.6, 1.5, 37)  # x reference bond length
+DIMER_SCAN = np.linspace(0.5, 1.5, 41)  # x reference bond length
 
 define("md_energy_drift", "meV/atom/ps", 1.0, 1.0,
        "absolute slope of a linear fit of E_tot(t) in NVE; 1 meV/atom/ps heats a solid by ~4 K/ps "
@@ -78,6 +78,11 @@ define("md_bond_compression", "Å", 0.5, 0.5,
        "not a pair stuck in a hole; EMT: <= 0.05 Å. Bonds longer than 2 Å get 25 % of their "
        "length (EMT Cu dimer 2.17 Å: 0.54 Å; smooth LJ argon, 3.82 Å: 0.95 Å, which it "
        "approaches to 0.66 Å at 126 K in the crystal's volume)")
+define("md_wall_trap", "eV", 0.01, 0.01,
+       "depth of a trap in the dimer's repulsive wall between the closest approach of a hot run and "
+       "the bond (a pair there must climb this much to get out): 0 on a sound wall, where E falls "
+       "monotonically to the bond; 0.01 eV is 1/17 of k_B T at 2000 K, too shallow to hold a pair, "
+       "and above scan round-off")
 define("md_overlap_fraction", "1", 0.5, 0.5,
        "overlap: 1 - d_min/d_eq for the closest pair; two atoms closer than half the dimer "
        "bond length are inside each other's core (EMT at 1.5 Tm: <= 0.10)")
@@ -420,16 +425,17 @@ def momentum_conservation(model, case, ctx, rng):
 
 # -- hot_nvt_stability ----------------------------------------------------------
 
-def dimer_bond_lengths(model, symbols) -> tuple[np.ndarray, list[str]]:
+def dimer_bond_lengths(model, symbols, scans: dict | None = None) -> tuple[np.ndarray, list[str]]:
     """(Z, Z) table of the model's dimer bond lengths (Å) near the reference bond length.
 
-    For every species pair, a 37-point scan of the isolated dimer over
-    0.6-1.5 × the reference bond length (mean of the elements'
+    For every species pair, a 41-point scan of the isolated dimer over
+    0.5-1.5 × the reference bond length (mean of the elements'
     nearest-neighbour distances); of its local minima, the one closest to the
     reference is the bond (so a spurious short-range well — the kind of defect
     hot MD looks for — is not taken as the bond), refined by a parabola. Falls
     back to the reference bond length when there is no interior minimum or the
-    model cannot evaluate dimers; ``notes`` says so.
+    model cannot evaluate dimers; ``notes`` says so. ``scans``, when given, is
+    filled with ``{(Z_a, Z_b): (radii, energies)}`` for both orders.
     """
     ref = md.reference_pair_distance(symbols)
     table = np.full_like(ref, np.nan)
@@ -448,6 +454,8 @@ def dimer_bond_lengths(model, symbols) -> tuple[np.ndarray, list[str]]:
                              f"crystals: {r0:.3g} Å")
                 table[za, zb] = table[zb, za] = r0
                 continue
+            if scans is not None:
+                scans[za, zb] = scans[zb, za] = (radii, energies)
             interior = np.flatnonzero((energies[1:-1] < energies[:-2]) & (energies[1:-1] <= energies[2:])) + 1
             # the well closest to the crystal's bond: a deeper hole at short range is not the bond
             k = int(interior[np.argmin(np.abs(radii[interior] - r0))]) if len(interior) else \
@@ -504,6 +512,7 @@ class HotMonitor:
         self.worst = {"compression": (0.0, 0, ""), "overlap": (0.0, 0, ""), "force": (0.0, 0, ""),
                       "t_ratio": (0.0, 0, ""), "t_jump": (0.0, 0, "")}
         self.closest = []  # (step, d_min / d_eq) for the plot
+        self.closest_by_pair: dict = {}  # (Z_a, Z_b), Z_a <= Z_b -> (d_min Å, step, i, j)
 
     def _window_add(self, current: dict) -> None:
         """Slide the window: add this step's compressions, drop the oldest step's."""
@@ -534,6 +543,12 @@ class HotMonitor:
             short = ref - d
             for key, value in zip((i * self.n + j)[short > 0], short[short > 0]):
                 current[int(key)] = float(value)
+            za, zb = np.minimum(z[i], z[j]), np.maximum(z[i], z[j])
+            for pair in set(zip(za.tolist(), zb.tolist())):
+                m = np.flatnonzero((za == pair[0]) & (zb == pair[1]))
+                q = int(m[np.argmin(d[m])])
+                if pair not in self.closest_by_pair or d[q] < self.closest_by_pair[pair][0]:
+                    self.closest_by_pair[pair] = (float(d[q]), step, int(i[q]), int(j[q]))
             ratio = d / ref
             k = int(np.argmin(ratio))
             self.closest.append((step, float(ratio[k])))
@@ -594,6 +609,51 @@ class HotMonitor:
         ]
 
 
+def wall_trap(radii: np.ndarray, energies: np.ndarray, d_min: float, bond: float) -> tuple[float, int]:
+    """Depth (eV) of the deepest trap in a dimer's repulsive wall between the
+    closest approach ``d_min`` and the ``bond`` (Å), and the index of its bottom.
+
+    On a sound wall E(r) falls monotonically from d_min to the bond: a pair at
+    r is pushed out. A trap at r is an energy E(r') > E(r) at some r' ∈ (r,
+    bond]: the pair must climb max E(r') - E(r) to get out (a hole or second
+    minimum inside the wall). 0 when there is none; ``radii`` (ascending) and
+    ``energies`` are a dimer scan (:func:`dimer_bond_lengths`).
+    """
+    inside = np.flatnonzero((radii >= d_min) & (radii <= bond))
+    if len(inside) < 2:
+        return 0.0, -1
+    e = energies[inside]
+    outward_max = np.maximum.accumulate(e[::-1])[::-1]  # max of E over [r, bond]
+    depth = outward_max - e
+    k = int(np.argmax(depth))
+    return float(depth[k]), int(inside[k])
+
+
+def trap_fields(monitor, scans: dict, bond: np.ndarray, tol: float) -> tuple[list[Field], list[str]]:
+    """One field per species pair the run brought inside its dimer bond length:
+    the wall trap between its closest approach and the bond (eV), and a note
+    naming the hole when there is one. No model call (the dimer scans exist)."""
+    fields, notes = [], []
+    for (za, zb), (d_min, step, i, j) in sorted(monitor.closest_by_pair.items()):
+        if (za, zb) not in scans or not d_min < bond[za, zb]:
+            continue
+        radii, energies = scans[za, zb]
+        depth, k = wall_trap(radii, energies, d_min, bond[za, zb])
+        pair = f"{chemical_symbols[za]}-{chemical_symbols[zb]}"
+        fields.append(Field(f"{pair} dimer trap inside the wall", depth, tol, "eV",
+                            where=f"r = {d_min:.3g}-{bond[za, zb]:.3g} Å (closest approach: atoms {i} "
+                                  f"and {j} at {monitor._when(step)})"))
+        if depth > tol:
+            r_k, e_k = float(radii[k]), float(energies[k])
+            notes.append(f"collapse into a short-range hole: the {pair} dimer energy has a minimum of "
+                         f"{e_k:.3g} eV at {r_k:.3g} Å ({r_k / bond[za, zb]:.2f} × the bond, inside the "
+                         f"repulsive wall) behind a {depth:.3g} eV rise towards the bond; atoms {i} and {j} "
+                         f"reached {d_min:.3g} Å at {monitor._when(step)} — an attractive hole where the "
+                         "wall should repel (training data thin at short range; a repulsive prior "
+                         "such as ZBL fixes it)")
+    return fields, notes
+
+
 def coordination_change(run: md.MDRun, symbols) -> tuple[float, float, float]:
     """Mean coordination number at the start and over the last fifth of the frames,
     and |CN_end / CN_start - 1|."""
@@ -608,7 +668,7 @@ def coordination_change(run: md.MDRun, symbols) -> tuple[float, float, float]:
 
 
 @check(family="dynamics", cases={"bulk", "alloy", "cluster"},
-       calls="md_steps + 1, plus 37 per species pair (dimer scan), 16 (stiffest mode; 0 with md_timestep) "
+       calls="md_steps + 1, plus 41 per species pair (dimer scan), 16 (stiffest mode; 0 with md_timestep) "
              "and 5 (frames evaluated afresh)", unit="Å")
 def hot_nvt_stability(model, case, ctx, rng):
     """Langevin MD at 1.5 × the melting point neither collapses nor explodes.
@@ -621,7 +681,9 @@ def hot_nvt_stability(model, case, ctx, rng):
     than half of it; a force above 50 eV/Å; explosion — T above 10 × the
     target or rising 10× within 10 steps (MLIPAudit-style); a coordination
     change above 50 % (for isolated clusters only a rise: a hot cluster may
-    evaporate atoms); 5 frames differing from a fresh evaluation (history
+    evaporate atoms); a trap in the dimer's repulsive wall between the run's
+    closest approach and the bond (a short-range hole the run fell into,
+    from the dimer scan: no extra call; > 0.01 eV); 5 frames differing from a fresh evaluation (history
     carried by the calculator). Time step: md_timestep, else the shorter of
     the mass-based default shortened by sqrt(300 K / T) (at most 2×) and
     T_min/30 of the stiffest mode. The run stops at the first failure, which
@@ -630,7 +692,8 @@ def hot_nvt_stability(model, case, ctx, rng):
     symbols = case.atoms.get_chemical_symbols()
     temperature = float(ctx.config.md_temperature or md.hot_temperature_K(symbols))
     n_steps = steps_for(ctx, "hot")
-    bond, bond_notes = dimer_bond_lengths(model, symbols)
+    scans: dict = {}
+    bond, bond_notes = dimer_bond_lengths(model, symbols, scans)
     atoms = thermalised(case, temperature, rng)
     dt, step_info = chosen_timestep(model, ctx, atoms, temperature)
     monitor = HotMonitor(atoms, bond, temperature, dt, ctx.tol)
@@ -641,6 +704,8 @@ def hot_nvt_stability(model, case, ctx, rng):
     raise_model_error(run, ctx, "hot_nvt_stability", case)
     cn_start, cn_end, cn_change = coordination_change(run, symbols)
     fields = monitor.fields()
+    traps, hole_notes = trap_fields(monitor, scans, bond, ctx.tol["md_wall_trap"])
+    fields.extend(traps)
     history = fresh_comparison(model, run, ctx.tol)
     fields.extend(history)
     if case.periodic:
@@ -663,6 +728,7 @@ def hot_nvt_stability(model, case, ctx, rng):
         path = save_trajectory(run, ctx, "hot_nvt_stability", case)
         if not all(f.ok for f in history):
             notes.insert(0, HISTORY_NOTE)
+        notes[:0] = hole_notes
         if run.event is not None:
             notes.insert(0, f"{run.event.kind}: {run.event.message} at {run.when(run.event.step)}")
         elif all(f.ok for f in history):
@@ -671,6 +737,8 @@ def hot_nvt_stability(model, case, ctx, rng):
     notes.append(step_info["why"])
     details = _hot_details(run, monitor, bond, symbols, temperature, dt, n_steps, case)
     details.update(step_info, dt_fs=dt, coordination={"start": cn_start, "end": cn_end})
+    if hole_notes and details["event"] is not None:
+        details["event"]["kind"] = "collapse (short-range hole)"
     return Verdict(fields, what=what, note="\n".join(notes), details=details)
 
 

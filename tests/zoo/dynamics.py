@@ -54,6 +54,32 @@ class ShortRangeHole(StiffPair):
         return e_new, (de_new / d)[:, None] * D
 
 
+class WallHole(StiffPair):
+    """StiffPair with an attractive hole inside its repulsive wall, the way ML
+    potentials without a repulsive prior often are where training data is thin:
+    a C2 well -W (1 - x²)³, x = (r - r_h)/w, with W = 16 eV, r_h = 1.75 Å,
+    w = 0.45 Å (support 1.3-2.2 Å), added to the Morse pair.
+
+    Identical to StiffPair from 2.2 Å (0.86 × its 2.55 Å bond) outwards; the
+    dimer energy rises to a barrier of +0.54 eV at 2.15 Å (0.89 eV above the
+    bond's -0.35 eV), falls into a second minimum of -6.2 eV at 1.86 Å
+    (0.73 × the bond) and rises again below 1.3 Å (the wall is restored: +166 eV
+    at 1.3 Å). Smooth and conservative: NVE at 300 K never reaches it; hot MD
+    pairs fall in and stay. A static dimer scan down to 0.5 × the bond finds
+    the second minimum and the sign flip of the radial force.
+    """
+
+    W, r_h, w = 16.0, 1.75, 0.45  # eV, Å, Å
+
+    def pair_term(self, D, d):
+        e, g = super().pair_term(D, d)
+        x = (d - self.r_h) / self.w
+        inside = np.abs(x) < 1
+        bump = np.where(inside, (1 - x * x) ** 3, 0.0)
+        dbump = np.where(inside, -6 * x * (1 - x * x) ** 2 / self.w, 0.0)
+        return e - self.W * bump, g + (-self.W * dbump / d)[:, None] * D
+
+
 class HardCutoff(SmoothPair):
     """Morse truncated at rc without a switch: forces are the exact gradient
     inside rc, but the energy jumps by -phi(rc) ≈ 28 meV whenever a pair
