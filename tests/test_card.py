@@ -29,7 +29,7 @@ def test_html_card_is_self_contained_with_plots(failing_report, tmp_path):
     assert text.startswith("<!DOCTYPE html>")
     assert not re.search(r"(src|href)=['\"]?(https?:|//)", text), "external resource in the card"
     assert text.count("data:image/png;base64,") == 2  # overview + the dimer plot
-    assert "NOT CONFORMANT: 7 failed — PARTIAL: 26 of 28 model checks not run (families conservation" in text
+    assert "NOT CONFORMANT: 7 failed — PARTIAL: 27 of 29 model checks not run (families conservation" in text
     assert "<h2>Findings</h2>" in text and "href='#rotation_invariance-bulk_Cu_fcc'" in text
     assert "rotation_invariance" in text and "max |ΔF| = " in text
     assert "versions" in text and "ase 3." in text
@@ -37,7 +37,7 @@ def test_html_card_is_self_contained_with_plots(failing_report, tmp_path):
 
 def test_markdown_card_lists_findings(failing_report):
     md = failing_report.to_markdown()
-    assert "**NOT CONFORMANT: 7 failed — PARTIAL: 26 of 28 model checks not run (families conservation" in md
+    assert "**NOT CONFORMANT: 7 failed — PARTIAL: 27 of 29 model checks not run (families conservation" in md
     assert "### rotation_invariance[bulk_Cu_fcc] — failed" in md
     assert "| symmetry | 7 | 7 | 0 | 0 | 0 | 0 |" in md
     assert "| force_atol | 1e-08 | eV/Å |" in md

@@ -49,7 +49,7 @@ def test_empty_directory_collects_and_passes_with_json_report(pytester):
                                  "family*passed",
                                  "symmetry*11",
                                  "rotation_invariance*bulk_Cu_fcc*passed*max |Δσ|*eV/Å³*",
-                                 "CONFORMANT: 11 passed, 0 skipped — PARTIAL: 26 of 28 model checks not run (families conservation, "
+                                 "CONFORMANT: 11 passed, 0 skipped — PARTIAL: 27 of 29 model checks not run (families conservation, "
                                  "dynamics, hygiene, locality, smoothness) (ase:EMT)"])
     data = json.loads((pytester.path / "r.json").read_text())
     assert {"model", "versions", "precision", "seed", "datetime", "results", "machine_info"} <= set(data)

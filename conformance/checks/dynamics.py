@@ -2,14 +2,17 @@
 
 Three checks drive the model with ASE integrators through
 :class:`conformance.md.AuditedCalculator` (every force call is a counted,
-timed, validated ``Model.evaluate``; a NaN mid-run is an ``error`` naming the
-step):
+timed, validated call of the model's calculator, reused from step to step
+without reset as in a user's run; a NaN mid-run is an ``error`` naming the
+step). The time step follows the model's stiffest mode (:func:`chosen_timestep`)
+and 5 frames of a run are evaluated afresh (:func:`fresh_comparison`):
 
 * ``nve_energy_drift``: velocity-Verlet NVE at dt and dt/2 from a thermalised
   start; drift (meV/atom/ps), total- vs kinetic-energy fluctuation, and the
   dt² scaling of the fluctuation that a smooth, conservative model shows;
 * ``hot_nvt_stability``: Langevin at 1.5 x the melting point; collapse
-  (bond compression > 0.5 Å, Fu et al. 2022), overlap, force cap, explosion
+  (bond compression > 0.5 Å, Fu et al. 2022), overlap, a trap in the dimer's
+  repulsive wall the run reached (short-range hole), force cap, explosion
   (temperature), coordination change;
 * ``momentum_conservation``: total linear (and, for clusters, angular)
   momentum in NVE.

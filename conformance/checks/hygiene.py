@@ -1,7 +1,8 @@
 """Hygiene family: the calculator behaves as software should.
 
 Same input, same output (``determinism``); no stale results after in-place
-changes (``stale_cache``); no state leaking from one structure to the next
+changes (``stale_cache``); no history along a trajectory of small steps
+(``walk_history``); no state leaking from one structure to the next
 (``size_reuse``); declared species work and undeclared ones fail loudly
 (``species_support``); the caller's Atoms is left alone (``input_untouched``);
 separate instances can run in threads (``thread_safety``); memory does not
