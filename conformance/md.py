@@ -2,10 +2,11 @@
 
 The model is driven by ASE's integrators (``VelocityVerlet``, ``Langevin``)
 through :class:`AuditedCalculator`, a thin ASE calculator that forwards every
-force call to :meth:`conformance.model.Model.evaluate`: the calls are counted
-and timed, the per-call timeout applies, and a NaN/inf or an exception from
-the model becomes a :class:`~conformance.model.ModelError` that
-:func:`run_md` records with the step at which it happened.
+force call to the model's calculator, reused from step to step as in a user's
+run (no ``reset()``): the calls are counted and timed, the per-call timeout
+applies, and a NaN/inf or an exception from the model becomes a
+:class:`~conformance.model.ModelError` that :func:`run_md` records with the
+step at which it happened.
 
 Units: ASE's (eV, Å, amu, ASE time; 1 ASE time unit = ``1 / ase.units.fs``
 ≈ 10.18 fs). Times stored here are in fs, energies in eV.
@@ -24,7 +25,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
-from .model import Model, ModelError
+from .model import Model, ModelError, validate
 
 #: Melting points (K) of the elemental solids at 1 atm, used to set the hot-MD
 #: temperature (CRC Handbook of Chemistry and Physics values, rounded; C: graphite
@@ -67,6 +68,78 @@ def default_timestep_fs(atoms: Atoms) -> float:
     return REFERENCE_TIMESTEP_FS * math.sqrt(m / REFERENCE_MASS)
 
 
+#: Velocity-Verlet steps per period of the stiffest mode (ω_max·dt = 2π/30 ≈ 0.21 rad,
+#: a tenth of the stability limit ω·dt = 2); see :func:`stiffest_mode_timestep_fs`.
+STEPS_PER_PERIOD = 30
+LANCZOS_STEPS = 8  # Hessian-vector products (2 model calls each)
+HESSIAN_STEP = 0.01  # Å, largest atomic displacement of a finite-difference Hessian-vector product
+
+
+def hessian_vector_product(forces, atoms: Atoms, v: np.ndarray, step: float = HESSIAN_STEP) -> np.ndarray:
+    """Mass-weighted Hessian M^-1/2 H M^-1/2 times ``v`` (3N,), in eV/(Å² amu),
+    by central differences of ``forces(atoms) -> (N, 3)`` along the Cartesian
+    direction M^-1/2 v scaled so that the largest atomic displacement is
+    ``step`` Å (2 force calls)."""
+    root_m = np.sqrt(atoms.get_masses())[:, None]
+    u = v.reshape(-1, 3) / root_m
+    h = step / float(np.linalg.norm(u, axis=1).max())
+    plus, minus = atoms.copy(), atoms.copy()
+    plus.positions += h * u
+    minus.positions -= h * u
+    hu = -(forces(plus) - forces(minus)) / (2 * h)
+    return (hu / root_m).ravel()
+
+
+def largest_eigenvalue(matvec, n: int, rng: np.random.Generator, steps: int = LANCZOS_STEPS) -> float:
+    """Largest eigenvalue of a symmetric operator on R^n from ``steps`` Lanczos
+    iterations (full reorthogonalisation) started from a random vector."""
+    q = rng.normal(size=n)
+    basis = [q / np.linalg.norm(q)]
+    alpha, beta = [], []
+    for j in range(min(steps, n)):
+        w = matvec(basis[j])
+        alpha.append(float(basis[j] @ w))
+        for b in basis:  # full reorthogonalisation (Gram-Schmidt twice over a few vectors)
+            w -= (b @ w) * b
+        for b in basis:
+            w -= (b @ w) * b
+        norm = float(np.linalg.norm(w))
+        if norm < 1e-12 * max(abs(alpha[-1]), 1e-300) or j == min(steps, n) - 1:
+            break
+        beta.append(norm)
+        basis.append(w / norm)
+    t = np.diag(alpha) + np.diag(beta[:len(alpha) - 1], 1) + np.diag(beta[:len(alpha) - 1], -1)
+    return float(np.linalg.eigvalsh(t).max())
+
+
+def stiffest_mode_timestep_fs(forces, atoms: Atoms, rng: np.random.Generator,
+                              steps_per_period: int = STEPS_PER_PERIOD) -> dict:
+    """Time step (fs) from the model's stiffest vibration at ``atoms``.
+
+    The largest eigenvalue λ (eV/(Å² amu)) of the mass-weighted Hessian, from
+    :data:`LANCZOS_STEPS` Lanczos iterations on finite-difference
+    Hessian-vector products (2 × LANCZOS_STEPS force calls), gives ω_max =
+    sqrt(λ) and the shortest period T = 2π/ω_max; dt = T / ``steps_per_period``.
+
+    Returns dict with ``dt_fs`` (None when λ ≤ 0), ``omega_max_per_fs`` (rad/fs),
+    ``frequency_THz``, ``period_fs`` and ``n_calls``.
+    """
+    n_calls = [0]
+
+    def counted(a):
+        n_calls[0] += 1
+        return forces(a)
+
+    lam = largest_eigenvalue(lambda v: hessian_vector_product(counted, atoms, v), 3 * len(atoms), rng)
+    if not lam > 0:
+        return {"dt_fs": None, "omega_max_per_fs": 0.0, "frequency_THz": 0.0, "period_fs": math.inf,
+                "n_calls": n_calls[0]}
+    omega = math.sqrt(lam) * units.fs  # rad/fs
+    period = 2 * math.pi / omega
+    return {"dt_fs": period / steps_per_period, "omega_max_per_fs": omega,
+            "frequency_THz": omega / (2 * math.pi) * 1e3, "period_fs": period, "n_calls": n_calls[0]}
+
+
 def melting_point_K(symbol: str) -> float:
     """Melting point (K) from :data:`MELTING_POINT_K`, else 1000 K."""
     return MELTING_POINT_K.get(symbol, FALLBACK_MELTING_POINT_K)
@@ -99,18 +172,23 @@ def reference_pair_distance(symbols: Sequence[str]) -> np.ndarray:
 
 
 class AuditedCalculator(Calculator):
-    """ASE calculator that evaluates the audited model through ``Model.evaluate``.
+    """ASE calculator that drives the audited model the way an MD user does.
 
     Every ``calculate`` is one counted, timed, validated model call returning
-    energy (eV) and forces (N, 3) eV/Å; errors surface as ``ModelError``.
+    energy (eV) and forces (N, 3) eV/Å; errors surface as ``ModelError``. With
+    ``reuse=True`` (the default) the model's own calculator evaluates each step
+    without ``reset()`` in between, so whatever it keeps from step to step
+    (neighbour lists with a skin, caches) is exercised as in a user's run; with
+    ``reuse=False`` each step is a fresh :meth:`Model.evaluate`.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
     nolabel = True
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, reuse: bool = True):
         super().__init__()
         self.model = model
+        self.reuse = reuse
 
     def check_state(self, atoms, tol=1e-15):
         """Exact comparison with the last evaluated structure (ASE's tolerant
@@ -126,7 +204,13 @@ class AuditedCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        out = self.model.evaluate(self.atoms, ("energy", "forces"))
+        if self.reuse:
+            calc = self.model.calc
+            with self.model.calling(self.atoms, how=", in MD (one instance, no reset between steps)"):
+                raw = {p: calc.get_property(p, self.atoms) for p in ("energy", "forces")}
+            out = validate(raw, len(self.atoms))
+        else:
+            out = self.model.evaluate(self.atoms, ("energy", "forces"))
         self.results = {"energy": out["energy"], "free_energy": out["energy"], "forces": out["forces"]}
 
 
@@ -218,13 +302,16 @@ def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: s
            monitor: Monitor | None = None, n_frames: int = 200, progress=None) -> MDRun:
     """Run ``dyn`` (an ASE MD object on ``atoms``) for ``n_steps``, recording every step.
 
-    ``atoms.calc`` is replaced by an :class:`AuditedCalculator` on ``model``.
+    ``atoms.calc`` is replaced by an :class:`AuditedCalculator` on ``model``
+    (the model's calculator is reset once, then reused for every step).
     The run stops early at the first :class:`Event` returned by
     ``monitor(step, atoms, forces)`` or at a model error (recorded in
     ``run.event`` / ``run.model_error``, never raised). About ``n_frames``
     frames are kept, plus the last one. ``progress(done, total, label)`` is called
     after every step (the pytest plugin shows it for long runs).
     """
+    if hasattr(model.calc, "reset"):
+        model.calc.reset()
     atoms.calc = AuditedCalculator(model)
     n = len(atoms)
     every = max(1, n_steps // n_frames)

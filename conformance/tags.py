@@ -47,10 +47,11 @@ class Tags:
         Distance (Å) over which an atom's force can depend on others: layers ×
         per-layer cutoff for a message-passing model; None: 2 × ``cutoff``
         (a local many-body model), else measured and reported by ``locality``.
-    deterministic : bool
-        Repeated evaluation gives bit-identical results; when False (or not
-        declared True), repeats that differ within the precision's round-off are
-        reported, not failed.
+    deterministic : bool or None
+        Repeated evaluation gives bit-identical results. None (not declared):
+        repeats that differ within the precision's round-off are reported, not
+        failed; True: bit-identical required; False: held to the shared
+        tolerances.
     thread_safe : bool
         Separate instances may run concurrently in threads.
     """
@@ -63,7 +64,7 @@ class Tags:
     strictly_local: bool = True
     periodic_only: bool = False
     receptive_field: float | None = None
-    deterministic: bool = True
+    deterministic: bool | None = None
     thread_safe: bool = True
 
     @property

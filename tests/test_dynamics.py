@@ -16,7 +16,7 @@ from conformance.config import RunConfig
 from conformance.session import open_session
 from tests.conftest import failed_checks, statuses
 from tests.zoo.dynamics import (ForceBias, HardCutoff, NaNAfter, ScaledForces, ShortRangeHole,
-                                StiffPair)
+                                StiffPair, ThinSkinVerletLastCall, WallHole)
 from tests.zoo.faulty import NoStress
 
 DYNAMICS = ["dynamics"]
@@ -65,8 +65,8 @@ def test_emt_default_lengths_pass_and_report_the_numbers():
     report = audit(EMT(), species=["Cu", "Au"], checks=DYNAMICS)
     assert statuses(report) == {"passed"}, report
     r = report["nve_energy_drift[bulk_Cu_fcc]"]
-    assert r.details["dt_fs"] == pytest.approx(5.0, rel=1e-3)
-    assert abs(r.details["drift_meV_per_atom_ps"]["dt"]) < 0.2
+    assert r.details["dt_fs"] == pytest.approx(3.63, abs=0.01)  # T_min / 30 (was 5 fs)
+    assert abs(r.details["drift_meV_per_atom_ps"]["dt"]) < 0.05
     assert 3.8 < r.details["sigma_shrink_factor"] < 4.2
     assert r.details["fluctuation_ratio"]["dt"] < 0.02
 
@@ -79,8 +79,11 @@ def test_hole_at_short_range_is_a_collapse_at_high_temperature_only():
     assert "collapse" in r.message
     assert re.search(r"at step \d+ \(t = [\d.]+ fs\)", r.message)
     assert "stopped at step" in r.message and "Langevin NVT at 2037 K" in r.message
-    assert r.details["event"]["kind"].startswith("collapse")
+    assert r.details["event"]["kind"] == "collapse (short-range hole)"
     assert r.details["event"]["step"] < 200
+    # the flat -3 eV hole: a pair at its edge must climb 3.1 eV to get back to the bond
+    assert re.match(r"Cu-Cu dimer trap inside the wall = 3.\d+ eV > tolerance 0.01 eV at r = 1.\d+-2.56 Å", r.message)
+    assert "collapse into a short-range hole: the Cu-Cu dimer energy has a minimum of -3 eV" in r.message
     # the bond length is the well nearest the crystal's bond, not the hole at short range
     bond = r.details["dimer_bond_length_A"]["Cu-Cu"]
     assert 2.3 < bond < 2.8
@@ -91,6 +94,39 @@ def test_hole_at_short_range_is_a_collapse_at_high_temperature_only():
     cold = audit(ShortRangeHole(), species=["Cu"], checks=["nve_energy_drift", "momentum_conservation"],
                  md_steps=SHORT, structure_kinds=["bulk"])
     assert cold.passed, cold
+
+
+def test_hole_inside_the_repulsive_wall_is_named_when_a_hot_run_falls_into_it():
+    """WallHole is StiffPair from 2.2 Å outwards, with a second minimum of -6.2 eV at 1.86 Å behind
+    a 0.54 eV barrier. At 1.5 Tm a pair crosses within 160 fs; the stiff inner wall of the hole
+    then gives |F| = 61 eV/Å, which alone would read as a 'force blow-up': the dimer scan between
+    the closest approach and the bond names the hole instead."""
+    r = audit(WallHole(), species=["Cu"], checks=["hot_nvt_stability"],
+              structure_kinds=["bulk"])["hot_nvt_stability[bulk_Cu_fcc]"]
+    assert r.status == "failed" and r.details["event"]["kind"] == "collapse (short-range hole)"
+    assert r.message.startswith("Cu-Cu dimer trap inside the wall = 6.68 eV > tolerance 0.01 eV at r = 1.78-2.56 Å "
+                                "(closest approach: atoms 21 and 30 at step 72 (t = 158.6 fs))"), r.message
+    assert ("collapse into a short-range hole: the Cu-Cu dimer energy has a minimum of -6.19 eV at 1.85 Å "
+            "(0.72 × the bond, inside the repulsive wall) behind a 6.68 eV rise towards the bond") in r.message
+    assert "force blow-up: |F| = 60.9 eV/Å on atom 30 (Cu) at step 72" in r.message
+    assert r.n_calls == 41 + 16 + 73 + 5  # dimer scan, stiffest mode, steps 0-72, fresh frames
+    # the correct StiffPair it is built on: no trap, and cold MD never reaches the hole
+    assert audit(StiffPair(), species=["Cu"], checks=["hot_nvt_stability"], md_steps=SHORT,
+                 structure_kinds=["bulk"]).passed
+    cold = audit(WallHole(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT, structure_kinds=["bulk"])
+    assert cold.passed, cold
+
+
+def test_wall_trap_measures_the_climb_out_of_a_hole():
+    r = np.linspace(1.0, 2.5, 16)
+    wall = np.exp(-3 * (r - 2.5))  # falls monotonically to the bond at 2.5 Å
+    assert dynamics.wall_trap(r, wall, 1.0, 2.5) == (0.0, 0)
+    holed = wall - 8 * np.exp(-((r - 1.6) / 0.15) ** 2)
+    depth, k = dynamics.wall_trap(r, holed, 1.0, 2.5)
+    brute = max(holed[m:].max() - holed[m] for m in range(len(r)))
+    assert r[k] == pytest.approx(1.7) and depth == pytest.approx(brute)
+    assert depth == pytest.approx(0.920, abs=1e-3)
+    assert dynamics.wall_trap(r, holed, 1.9, 2.5)[0] == 0.0  # the run never got inside the barrier
 
 
 def test_discontinuous_cutoff_is_caught_by_nve_as_energy_jumps():
@@ -133,16 +169,40 @@ def test_force_bias_is_caught_by_momentum_and_named_in_nve():
     assert "|ΔL| / Σ|r_i||p_i|" in cluster.message  # angular momentum is followed on clusters
 
 
+def test_history_along_the_run_is_seen_by_comparing_frames_with_fresh_evaluations():
+    """MD drives one calculator instance without reset(), as users do; 5 frames of the run are
+    evaluated afresh. A Verlet list with the wrong rebuild test and a 0.05 Å skin misses 4th-shell
+    pairs that 300 K vibrations bring inside its 5 Å cutoff."""
+    from tests.zoo.hygiene import VerletList
+
+    class ThinSkinVerletList(VerletList):
+        skin = 0.05
+
+    report = audit(ThinSkinVerletLastCall(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
+                   structure_kinds=["bulk"])
+    r = report.results[0]
+    assert r.status == "failed"
+    match = re.match(r"fresh vs run: max \|ΔF\| = (\S+) eV/Å > tolerance \S+ eV/Å at step (\d+) for NVE", r.message)
+    assert match and 0.01 < float(match.group(1)) < 0.1, r.message
+    assert "the calculator carries history from step to step" in r.message
+    assert r.details["drift_meV_per_atom_ps"]["dt"] < 1  # conservative all the same: drift cannot see it
+    assert r.n_calls == 16 + 3 * SHORT + 2 + 5  # stiffest mode, the two runs, 5 fresh frames
+    correct = audit(ThinSkinVerletList(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
+                    structure_kinds=["bulk"])
+    assert correct.passed, correct
+
+
 def test_nan_mid_run_is_an_error_naming_the_step():
     report = audit(NaNAfter(), species=["Cu"], checks=["nve_energy_drift"], md_steps=SHORT,
                    structure_kinds=["cluster"])
     r = report["nve_energy_drift[cluster_Cu13]"]
     assert r.status == "error"
     assert "non-finite forces" in r.message
-    assert "at step 40 (t = 200 fs) of NVE velocity Verlet" in r.message
+    # NaN from the 41st call: 16 calls estimate the stiffest mode, then steps 0-23 are fine
+    assert "at step 24 (t = 120 fs) of NVE velocity Verlet" in r.message
     assert r.n_calls == 41
     path = re.search(r"trajectory up to the failure: (\S+\.extxyz)", r.message).group(1)
-    assert read(path, ":")[-1].info["step"] == 39
+    assert read(path, ":")[-1].info["step"] == 23
 
 
 def test_trace_and_plots_are_bounded_and_serialisable():
@@ -196,6 +256,37 @@ def test_lengths_and_time_steps():
     assert dynamics.timestep_for(_Ctx(), cu, 2037.0) == pytest.approx(2.5, rel=1e-3)  # at most halved
     assert dynamics.timestep_for(_Ctx(), cu, 600.0) == pytest.approx(5.0 * np.sqrt(0.5), rel=1e-3)
     assert dynamics.timestep_for(_Ctx(md_timestep=1.0), cu, 2037.0) == 1.0
+
+
+def test_time_step_follows_the_stiffest_mode_capped_by_the_mass_based_default():
+    from ase.calculators.lj import LennardJones
+
+    from conformance.model import Model
+    from conformance.structures import build_cases
+
+    def chosen(calc, species, kind, **options):
+        model = Model(calc)
+        atoms = next(c for c in build_cases(species) if c.kind == kind).copy()
+        dt, info = dynamics.chosen_timestep(model, _Ctx(**options), atoms)
+        return dt, info, model.n_calls
+
+    # EMT Cu: stiffest mode at 9.18 THz (T_min = 109 fs, exact Hessian: 109.0 fs): dt = 3.63 fs, not 5 fs
+    dt, info, calls = chosen(EMT(), ["Cu"], "bulk")
+    assert dt == pytest.approx(3.63, abs=0.01) and calls == 16
+    assert info["dt_source"] == "stiffest mode" and info["shortest_period_fs"] == pytest.approx(109.0, abs=0.5)
+    assert info["why"].startswith("dt = 3.63 fs = T_min/30, shortest period T_min = 109 fs (9.18 THz")
+    # EMT Au: T_min = 251 fs -> 8.37 fs, just under the mass-based 8.8 fs
+    assert chosen(EMT(), ["Au"], "bulk")[0] == pytest.approx(8.37, abs=0.01)
+    # smooth LJ argon: soft (T_min = 433 fs would allow 14.4 fs): the mass-based 3.96 fs stays
+    argon = LennardJones(sigma=3.4, epsilon=0.0104, rc=8.5, smooth=True)
+    dt, info, _ = chosen(argon, ["Ar"], "bulk")
+    assert dt == pytest.approx(3.96, abs=0.01) and info["dt_source"] == "mass-based default"
+    assert "the mass-based default (5 fs × sqrt(m_min/m_Cu)); shortest period T_min = 433 fs" in info["why"]
+    # StiffPair (alpha = 2.5 /Å): 15 THz, dt = 2.2 fs
+    assert chosen(StiffPair(), ["Cu"], "bulk")[0] == pytest.approx(2.20, abs=0.01)
+    # the user's step wins, without a model call
+    dt, info, calls = chosen(EMT(), ["Cu"], "bulk", md_timestep=1.0)
+    assert (dt, calls, info["why"]) == (1.0, 0, "dt = 1 fs from --mlip-md-timestep")
 
 
 def test_soft_van_der_waals_bonds_get_a_collapse_bound_scaled_with_their_length():

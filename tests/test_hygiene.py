@@ -2,6 +2,8 @@
 the check meant for it; raw-calculator calls are counted, timed and turned
 into error results like Model.evaluate's."""
 
+import re
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -16,8 +18,11 @@ from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.conservation import DirectForceOnly
 from tests.zoo.faulty import Hangs, NoStress, Raising
-from tests.zoo.hygiene import (AcceptsAnySpecies, AtomicUnits, DeclaredNondeterministic, FailsForSpecies,
-                               Leaky, MutatesInput, Nondeterministic, SharedBuffer, StaleCache)
+from tests.zoo.hygiene import (AcceptsAnySpecies, AtomicUnits, CacheComparesCommonAtoms, CacheIgnoresCell,
+                               CacheIgnoresNumbers, CacheIgnoresPbc, CacheKeyedOnPositions, DeclaredDeterministicJitter,
+                               DeclaredNondeterministic, DropoutLeftOn, FailsForSpecies, Float32Jitter, Leaky,
+                               KeyedCache, MutatesInput, RoundoffJitter, SharedBuffer, StaleCache, VerletLastCall,
+                               VerletList)
 
 HYGIENE = ["hygiene"]
 SPECIES = ["Cu", "Au"]
@@ -32,14 +37,16 @@ def test_correct_models_pass_every_hygiene_item(calc):
     assert statuses(report) == {"passed"}, report
     counts = report.df.groupby("check").size().to_dict()
     assert counts == {"determinism": 9, "stale_cache": 9, "size_reuse": 9, "species_support": 1,
-                      "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1}
+                      "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1,
+                      "walk_history": 1}
     assert set(report.df["status"]) == {"passed"}
 
 
 @pytest.mark.parametrize("model, expected", [
-    (StaleCache(), {"stale_cache"}),
-    (Nondeterministic(), {"determinism"}),
-    (DeclaredNondeterministic(), set()),
+    (StaleCache(), {"stale_cache", "walk_history"}),  # the walk moves atoms in place too
+    (RoundoffJitter(), set()),  # reported by determinism, not failed (DropoutLeftOn: see below)
+    (VerletList(), set()),
+    (VerletLastCall(), {"walk_history"}),
     (FailsForSpecies(), {"species_support"}),
     (AcceptsAnySpecies(), {"species_support"}),
     (MutatesInput(), {"input_untouched"}),
@@ -72,10 +79,66 @@ def test_stale_cache_message_names_the_in_place_change_and_counts_calls():
               structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
     assert r.status == "failed"
     assert "bulk_Cu_fcc: the calculator returned cached results after atoms.positions += δ" in r.message
-    assert "after atoms.set_cell(1.01 × cell, scale_atoms=True): |ΔE|" in r.message  # detected, ok
-    # 1 initial + 3 changes (one species: no numbers change), each raw and fresh
-    assert r.n_calls == 8
+    assert "after atoms.set_cell(1.01 × cell, scale_atoms=True): " in r.message  # detected, ok
+    # 1 initial + 8 changes (one species, none declared: no numbers change), each raw and fresh
+    assert r.n_calls == 18
+    assert r.details["not_tested"] == ["atomic numbers (one species audited, the calculator declares no other)"]
     assert "atoms.positions += np.random.default_rng(0)" in r.message
+
+
+@pytest.mark.parametrize("model, species, stale", [
+    (CacheKeyedOnPositions(), ["Cu", "Au"], ["atoms.set_cell(1.02 × cell, scale_atoms=False)", "atoms.numbers[6] = 79 (Au)",
+                                             "a new Atoms with the same positions and 0.98 × the cell",
+                                             "atoms.pbc = (True, True, False)"]),
+    (CacheIgnoresCell(), ["Cu"], ["atoms.set_cell(1.02 × cell, scale_atoms=False)",
+                                  "a new Atoms with the same positions and 0.98 × the cell"]),
+    (CacheIgnoresPbc(), ["Cu"], ["atoms.pbc = (True, True, False)"]),
+    # one species audited: the second element is one the calculator declares
+    (CacheIgnoresNumbers(), ["Cu"], ["atoms.numbers[6] = 79 (Au)"]),
+    (CacheComparesCommonAtoms(), ["Cu"], ["del atoms[-1]"]),
+], ids=lambda x: type(x).__name__ if not isinstance(x, list) else "")
+def test_caches_keyed_on_part_of_the_input_are_caught(model, species, stale):
+    r = audit(model, species=species, checks=["stale_cache"], structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
+    assert r.status == "failed"
+    assert r.details["stale"] == stale
+    assert f"bulk_Cu_fcc: the calculator returned cached results after {stale[0]}" in r.message
+    assert not r.details["unchanged"] and not r.details["not_tested"]
+
+
+def test_stale_cache_messages_give_the_size_of_the_error():
+    r = audit(CacheIgnoresPbc(), species=["Cu"], checks=["stale_cache"],
+              structure_kinds=["bulk"])["stale_cache[bulk_Cu_fcc]"]
+    # the bulk cut open along z: 17.7 eV of surface energy missed by the cache
+    assert re.match(r"after atoms.pbc = \(True, True, False\): \|ΔE\| = 17.\d eV > tolerance 3.2e-08 eV", r.message)
+    shrunk = audit(CacheComparesCommonAtoms(), species=["Cu"], checks=["stale_cache"],
+                   structure_kinds=["dimer"])["stale_cache[dimer_Cu2]"]
+    assert "after del atoms[-1]: forces has shape (2, 3), expected (1, 3)" in shrunk.message
+    assert "not tested here: cell and pbc (an isolated case; tested on periodic cases)\n" in shrunk.message
+    one = audit(EMT(), species=["Cu"], checks=["stale_cache"], structure_kinds=["bulk"]).results[0]
+    assert one.status == "passed"
+    assert "not tested here: atomic numbers (one species audited, the calculator declares no other)" in one.message
+
+
+def test_complete_cache_key_passes_stale_cache():
+    report = audit(KeyedCache(), species=["Cu"], checks=["stale_cache"])
+    assert statuses(report) == {"passed"}, report
+
+
+def test_walk_history_catches_a_verlet_list_rebuilt_on_the_wrong_test():
+    good, bad = VerletList(), VerletLastCall()
+    ok = audit(good, species=["Cu"], checks=["walk_history"]).results[0]
+    assert ok.status == "passed" and good.rebuilds >= 16  # rebuilt every 0.5 Å of the 8 Å walk
+    assert "atom 6 (Cu) walked 8 Å in 160 steps of 0.05 Å" in ok.message
+    assert "control: its approach changed the fresh results" in ok.message
+    r = audit(bad, species=["Cu"], checks=["walk_history"]).results[0]
+    assert r.status == "failed" and bad.rebuilds == 1  # built once, after the reset, never again
+    # the walking atom never entered the list: its 2.26 eV of bonds are missing at the end
+    assert re.match(r"\|ΔE\| = 2.26 eV > tolerance 1.3e-08 eV at step 160 of 160 \(0 Å from the site\) for a "
+                    r"walk of atom 6 into cluster_Cu13 from 8 Å away", r.message), r.message
+    assert "for s in range(n + 1):  # steps of ~0.05 Å, below any skin/2" in r.message
+    # SmoothPair declares rc = 5 Å: 160 steps + 1, and 9 comparisons on a fresh instance
+    assert r.n_calls == ok.n_calls == 170
+    assert r.details["steps"] == 160 and r.details["length_A"] == 8.0
 
 
 def test_stale_cache_is_invisible_to_checks_that_reset():
@@ -180,14 +243,36 @@ def test_models_without_stress_or_energy_are_handled():
     assert report["output_sanity[dimer_Cu2]"].message == "model does not implement energy"
 
 
-def test_determinism_is_bit_exact_unless_declared():
-    strict = audit(Nondeterministic(), species=["Cu"], checks=["determinism"], structure_kinds=["bulk"])
-    r = strict.results[0]
-    assert r.status == "failed" and "> tolerance 0 eV" in r.message
-    assert "declare mlip_tags = {'deterministic': False}" in r.message
-    loose = audit(DeclaredNondeterministic(), species=["Cu"], checks=["determinism"], structure_kinds=["bulk"])
-    assert loose.passed and "held to the shared tolerances" in loose.results[0].message
-    assert np.isfinite(loose.results[0].measured)
+def test_determinism_reports_roundoff_and_fails_real_noise_or_a_broken_promise():
+    def run(model):
+        return audit(model, species=["Cu"], checks=["determinism"], structure_kinds=["bulk"]).results[0]
+
+    exact = run(EMT())
+    assert exact.status == "passed" and not exact.findings
+    assert "bit-identical (declare mlip_tags = {'deterministic': True} to require" in exact.message
+    # 1e-14 relative jitter (an unordered float64 reduction): a finding, not a failure
+    jitter = run(RoundoffJitter())
+    assert jitter.status == "passed" and exact.n_calls == jitter.n_calls == 4
+    f = next(x for x in jitter.findings if "max |ΔF|" in x)
+    assert f.startswith("informational: not bit-identical: max |ΔF| = ")
+    assert 1e-15 < float(f.split("= ")[1].split()[0]) < 1e-13
+    assert "(reported, not failed)" in jitter.message
+    assert "accepted as round-off up to 1e-12 × the scale (float64)" in jitter.message
+    # float32: 1e-6 relative passes against 1e-5 × max(|F|, 1 eV/Å)
+    f32 = run(Float32Jitter())
+    assert f32.status == "passed" and any("not bit-identical: max |ΔF|" in x for x in f32.findings)
+    assert "up to 1e-05 × the scale (float32)" in f32.message
+    # declared deterministic=True: the same jitter fails, bit-identical required
+    strict = run(DeclaredDeterministicJitter())
+    assert strict.status == "failed" and "> tolerance 0 eV" in strict.message
+    assert "model declares deterministic=True: bit-identical results required" in strict.message
+    # dropout left on (1e-3 relative): fails, far above round-off
+    noise = run(DropoutLeftOn())
+    assert noise.status == "failed" and not noise.findings
+    assert noise.measured / noise.tolerance > 1e6, noise.message
+    loose = run(DeclaredNondeterministic())
+    assert loose.status == "passed" and "held to the shared tolerances" in loose.message
+    assert np.isfinite(loose.measured)
 
 
 def test_exceptions_in_threads_are_failures_not_hangs():

@@ -2,14 +2,17 @@
 
 Three checks drive the model with ASE integrators through
 :class:`conformance.md.AuditedCalculator` (every force call is a counted,
-timed, validated ``Model.evaluate``; a NaN mid-run is an ``error`` naming the
-step):
+timed, validated call of the model's calculator, reused from step to step
+without reset as in a user's run; a NaN mid-run is an ``error`` naming the
+step). The time step follows the model's stiffest mode (:func:`chosen_timestep`)
+and 5 frames of a run are evaluated afresh (:func:`fresh_comparison`):
 
 * ``nve_energy_drift``: velocity-Verlet NVE at dt and dt/2 from a thermalised
   start; drift (meV/atom/ps), total- vs kinetic-energy fluctuation, and the
   dt² scaling of the fluctuation that a smooth, conservative model shows;
 * ``hot_nvt_stability``: Langevin at 1.5 x the melting point; collapse
-  (bond compression > 0.5 Å, Fu et al. 2022), overlap, force cap, explosion
+  (bond compression > 0.5 Å, Fu et al. 2022), overlap, a trap in the dimer's
+  repulsive wall the run reached (short-range hole), force cap, explosion
   (temperature), coordination change;
 * ``momentum_conservation``: total linear (and, for clusters, angular)
   momentum in NVE.
@@ -22,6 +25,7 @@ or ``./mlip-conformance-artifacts/``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 
@@ -37,6 +41,7 @@ from ..model import ModelError
 from ..registry import check
 from ..result import Field, Verdict
 from ..tolerances import define
+from ._compare import compare
 
 #: Default steps per run: NVE runs `nve` steps at dt and 2 x `nve` at dt/2.
 DEFAULT_STEPS = {"nve": 150, "hot": 400, "momentum": 100}
@@ -45,7 +50,7 @@ NVE_TEMPERATURE_K = md.ROOM_TEMPERATURE_K
 BOND_WINDOW_FS = 100.0  # averaging window of the bond-compression criterion
 JUMP_INTERVAL = 10  # steps between the temperatures compared for a jump
 CN_SHELL = (1 + math.sqrt(2)) / 2  # coordination cutoff: midway between fcc 1st and 2nd shell
-DIMER_SCAN = np.linspace(0.6, 1.5, 37)  # x reference bond length
+DIMER_SCAN = np.linspace(0.5, 1.5, 41)  # x reference bond length
 
 define("md_energy_drift", "meV/atom/ps", 1.0, 1.0,
        "absolute slope of a linear fit of E_tot(t) in NVE; 1 meV/atom/ps heats a solid by ~4 K/ps "
@@ -76,6 +81,11 @@ define("md_bond_compression", "Å", 0.5, 0.5,
        "not a pair stuck in a hole; EMT: <= 0.05 Å. Bonds longer than 2 Å get 25 % of their "
        "length (EMT Cu dimer 2.17 Å: 0.54 Å; smooth LJ argon, 3.82 Å: 0.95 Å, which it "
        "approaches to 0.66 Å at 126 K in the crystal's volume)")
+define("md_wall_trap", "eV", 0.01, 0.01,
+       "depth of a trap in the dimer's repulsive wall between the closest approach of a hot run and "
+       "the bond (a pair there must climb this much to get out): 0 on a sound wall, where E falls "
+       "monotonically to the bond; 0.01 eV is 1/17 of k_B T at 2000 K, too shallow to hold a pair, "
+       "and above scan round-off")
 define("md_overlap_fraction", "1", 0.5, 0.5,
        "overlap: 1 - d_min/d_eq for the closest pair; two atoms closer than half the dimer "
        "bond length are inside each other's core (EMT at 1.5 Tm: <= 0.10)")
@@ -93,7 +103,8 @@ define("md_coordination_change", "1", 0.5, 0.5,
        "distance); EMT at 1.5 Tm: <= 0.03 in bulk; isolated clusters are judged on a rise only "
        "(EMT's 13-atom cluster melts and evaporates atoms: -0.32 in 1 ps, -0.52 in 20 ps)")
 
-NVE_CALLS = "3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2)"
+NVE_CALLS = ("3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2) + 16 (stiffest mode; 0 with "
+             "md_timestep) + 5 (frames evaluated afresh)")
 
 
 # -- shared helpers -------------------------------------------------------------
@@ -112,6 +123,35 @@ def timestep_for(ctx, atoms: Atoms, temperature: float = NVE_TEMPERATURE_K) -> f
         return float(ctx.config.md_timestep)
     scale = min(1.0, max(0.5, math.sqrt(NVE_TEMPERATURE_K / temperature)))
     return md.default_timestep_fs(atoms) * scale
+
+
+def chosen_timestep(model, ctx, atoms: Atoms, temperature: float = NVE_TEMPERATURE_K) -> tuple[float, dict]:
+    """Time step (fs) for a run at ``temperature`` and why: ``md_timestep`` if
+    given (no model call); else the shortest of the mass-based default
+    (:func:`timestep_for`) and T_min / :data:`md.STEPS_PER_PERIOD`, T_min the
+    period of the model's stiffest mode at ``atoms``
+    (:func:`md.stiffest_mode_timestep_fs`, 2 × :data:`md.LANCZOS_STEPS` model
+    calls). Returns (dt, details) with ``dt_source`` and a sentence ``why``."""
+    if ctx.config.md_timestep:
+        dt = float(ctx.config.md_timestep)
+        return dt, {"dt_fs": dt, "dt_source": "md_timestep", "why": f"dt = {dt:.3g} fs from --mlip-md-timestep"}
+    default = timestep_for(ctx, atoms, temperature)
+    forces = lambda a: model.evaluate(a, ("forces",))["forces"]  # noqa: E731
+    mode = md.stiffest_mode_timestep_fs(forces, atoms, np.random.default_rng(0))
+    info = {"mass_default_fs": default, "shortest_period_fs": mode["period_fs"],
+            "max_frequency_THz": mode["frequency_THz"], "hessian_calls": mode["n_calls"]}
+    stiff = (f"shortest period T_min = {mode['period_fs']:.3g} fs ({mode['frequency_THz']:.3g} THz, "
+             f"stiffest mode from {mode['n_calls'] // 2} Hessian-vector products)")
+    if mode["dt_fs"] is not None and mode["dt_fs"] < default:
+        dt = mode["dt_fs"]
+        why = (f"dt = {dt:.3g} fs = T_min/{md.STEPS_PER_PERIOD}, {stiff}; shorter than the mass-based "
+               f"{default:.3g} fs")
+        return dt, dict(info, dt_fs=dt, dt_source="stiffest mode", why=why)
+    why = (f"dt = {default:.3g} fs, the mass-based default (5 fs × sqrt(m_min/m_Cu)"
+           + (", shortened for the temperature" if temperature > NVE_TEMPERATURE_K else "")
+           + (f"); {stiff} would allow {mode['dt_fs']:.3g} fs" if mode["dt_fs"] else
+              "); no positive curvature found at the start"))
+    return default, dict(info, dt_fs=default, dt_source="mass-based default", why=why)
 
 
 def thermalised(case, temperature: float, rng) -> Atoms:
@@ -140,6 +180,35 @@ def raise_model_error(run: md.MDRun, ctx, check_name: str, case) -> None:
     path = save_trajectory(run, ctx, check_name, case)
     raise ModelError(f"{run.model_error} at {run.when(run.event.step)} of {run.label} on "
                      f"{case.name}; trajectory up to the failure: {path}") from run.model_error
+
+
+HISTORY_NOTE = ("the forces the run used differ from a fresh evaluation of the same frame: the "
+                "calculator carries history from step to step (e.g. a neighbour list with a skin that is "
+                "not rebuilt when it should be; see walk_history)")
+
+
+FRESH_FRAMES = 5  # frames of a run compared with a fresh evaluation
+
+
+def fresh_comparison(model, run: md.MDRun, tol, n_frames: int = FRESH_FRAMES) -> list:
+    """Energy (eV) and forces (eV/Å) the run used at ``n_frames`` frames spread
+    over it (the last included, step 0 excluded) against a fresh evaluation of
+    each (``Model.evaluate``: a copy and a ``reset()`` calculator): per
+    property the worst, as fields "fresh vs run: ..." (shared tolerances, the
+    step in ``where``); [] when no frame after step 0 was recorded. One model
+    call per frame."""
+    frames = [f for f in run.frames if f.info["step"] > 0]
+    if not frames:
+        return []
+    picks = sorted({int(round(x)) for x in np.linspace(0, len(frames) - 1, n_frames + 1)[1:]})
+    worst: dict = {}
+    for frame in (frames[i] for i in picks):
+        used = {"energy": frame.calc.results["energy"], "forces": frame.calc.results["forces"]}
+        fresh = model.evaluate(frame, ("energy", "forces"))
+        for f in compare(fresh, used, tol, len(frame), prefix="fresh vs run: "):
+            if f.name not in worst or f.ratio > worst[f.name].ratio:
+                worst[f.name] = dataclasses.replace(f, where=f"step {frame.info['step']}")
+    return list(worst.values())
 
 
 def _label(atom: int, numbers) -> str:
@@ -238,16 +307,21 @@ def nve_energy_drift(model, case, ctx, rng):
     like dt² when the time step is halved.
 
     Velocity Verlet from a thermalised start (300 K, no net momentum or
-    rotation) at dt (default 5 fs × sqrt(m_lightest/m_Cu), or md_timestep) and
-    again at dt/2 over the same time. Measured: drift (|slope| of a linear fit
-    of E_tot, meV/atom/ps), σ(E_tot)/σ(E_kin), and σ(E_tot)(dt/2)/σ(E_tot)(dt)
-    (0.25 for velocity Verlet on a smooth, conservative model). Energy jumps
+    rotation) at dt and again at dt/2 over the same time. dt is md_timestep if
+    given, else the shorter of 5 fs × sqrt(m_lightest/m_Cu) and T_min/30, T_min
+    the period of the model's stiffest mode at the start (8 Lanczos
+    Hessian-vector products by central differences of forces); the step and
+    why are in the message. Measured: drift (|slope| of a linear fit of E_tot,
+    meV/atom/ps), σ(E_tot)/σ(E_kin), and σ(E_tot)(dt/2)/σ(E_tot)(dt) (0.25 for
+    velocity Verlet on a smooth, conservative model); 5 frames of the dt run
+    are evaluated afresh (the calculator is reused without reset along the
+    run, as in a user's MD), so history it carries shows. Energy jumps
     (discontinuous cutoff), non-conservative forces and too long a time step
     are told apart in the message.
     """
     n_steps = steps_for(ctx, "nve")
     start = thermalised(case, NVE_TEMPERATURE_K, rng)
-    dt = timestep_for(ctx, start)
+    dt, step_info = chosen_timestep(model, ctx, start)
     runs = []
     for h, steps in ((dt, n_steps), (dt / 2, 2 * n_steps)):
         atoms = start.copy()
@@ -268,15 +342,22 @@ def nve_energy_drift(model, case, ctx, rng):
         Field("σ(E_tot) at dt/2 / at dt", scaling, ctx.tol["md_dt_scaling"], ""),
     ]
     ok = [f.ok for f in fields]
+    history = fresh_comparison(model, full, ctx.tol)
+    fields.extend(history)
     what = (f"NVE velocity Verlet, {n_steps} steps of {dt:.3g} fs ({duration}) and {2 * n_steps} "
             f"of {dt / 2:.3g} fs from {NVE_TEMPERATURE_K:.0f} K on {case.name}")
-    note = "" if resolved else ("σ(E_tot) is at round-off level: dt² scaling not resolved, not judged")
-    if not all(ok):
+    notes = [step_info["why"]]
+    if not resolved:
+        notes.append("σ(E_tot) is at round-off level: dt² scaling not resolved, not judged")
+    if not all(ok) or not all(f.ok for f in history):
         path = save_trajectory(full, ctx, "nve_energy_drift", case)
-        diagnosis = diagnose_nve(full, half, a, b, scaling_ok=ok[2], drift_ok=ok[0])
-        note = f"diagnosis: {diagnosis}\ntrajectory (dt = {dt:.3g} fs): {path}"
+        diagnosis = diagnose_nve(full, half, a, b, scaling_ok=ok[2], drift_ok=ok[0]) if not all(ok) else ""
+        if not all(f.ok for f in history):
+            diagnosis = "; ".join(filter(None, [HISTORY_NOTE, diagnosis]))
+        notes.insert(0, f"diagnosis: {diagnosis}\ntrajectory (dt = {dt:.3g} fs): {path}")
+    note = "\n".join(notes)
     details = {
-        "dt_fs": dt, "n_steps": n_steps, "temperature_K": NVE_TEMPERATURE_K,
+        **step_info, "dt_fs": dt, "n_steps": n_steps, "temperature_K": NVE_TEMPERATURE_K,
         "drift_meV_per_atom_ps": {"dt": a["drift_signed"], "dt/2": b["drift_signed"]},
         "sigma_etot_meV": {"dt": a["sigma_e"] * 1e3, "dt/2": b["sigma_e"] * 1e3},
         "fluctuation_ratio": {"dt": fluct, "dt/2": b["sigma_e"] / b["sigma_k"] if b["sigma_k"] > 0 else None},
@@ -347,16 +428,17 @@ def momentum_conservation(model, case, ctx, rng):
 
 # -- hot_nvt_stability ----------------------------------------------------------
 
-def dimer_bond_lengths(model, symbols) -> tuple[np.ndarray, list[str]]:
+def dimer_bond_lengths(model, symbols, scans: dict | None = None) -> tuple[np.ndarray, list[str]]:
     """(Z, Z) table of the model's dimer bond lengths (Å) near the reference bond length.
 
-    For every species pair, a 37-point scan of the isolated dimer over
-    0.6-1.5 × the reference bond length (mean of the elements'
+    For every species pair, a 41-point scan of the isolated dimer over
+    0.5-1.5 × the reference bond length (mean of the elements'
     nearest-neighbour distances); of its local minima, the one closest to the
     reference is the bond (so a spurious short-range well — the kind of defect
     hot MD looks for — is not taken as the bond), refined by a parabola. Falls
     back to the reference bond length when there is no interior minimum or the
-    model cannot evaluate dimers; ``notes`` says so.
+    model cannot evaluate dimers; ``notes`` says so. ``scans``, when given, is
+    filled with ``{(Z_a, Z_b): (radii, energies)}`` for both orders.
     """
     ref = md.reference_pair_distance(symbols)
     table = np.full_like(ref, np.nan)
@@ -375,6 +457,8 @@ def dimer_bond_lengths(model, symbols) -> tuple[np.ndarray, list[str]]:
                              f"crystals: {r0:.3g} Å")
                 table[za, zb] = table[zb, za] = r0
                 continue
+            if scans is not None:
+                scans[za, zb] = scans[zb, za] = (radii, energies)
             interior = np.flatnonzero((energies[1:-1] < energies[:-2]) & (energies[1:-1] <= energies[2:])) + 1
             # the well closest to the crystal's bond: a deeper hole at short range is not the bond
             k = int(interior[np.argmin(np.abs(radii[interior] - r0))]) if len(interior) else \
@@ -431,6 +515,7 @@ class HotMonitor:
         self.worst = {"compression": (0.0, 0, ""), "overlap": (0.0, 0, ""), "force": (0.0, 0, ""),
                       "t_ratio": (0.0, 0, ""), "t_jump": (0.0, 0, "")}
         self.closest = []  # (step, d_min / d_eq) for the plot
+        self.closest_by_pair: dict = {}  # (Z_a, Z_b), Z_a <= Z_b -> (d_min Å, step, i, j)
 
     def _window_add(self, current: dict) -> None:
         """Slide the window: add this step's compressions, drop the oldest step's."""
@@ -461,6 +546,12 @@ class HotMonitor:
             short = ref - d
             for key, value in zip((i * self.n + j)[short > 0], short[short > 0]):
                 current[int(key)] = float(value)
+            za, zb = np.minimum(z[i], z[j]), np.maximum(z[i], z[j])
+            for pair in set(zip(za.tolist(), zb.tolist())):
+                m = np.flatnonzero((za == pair[0]) & (zb == pair[1]))
+                q = int(m[np.argmin(d[m])])
+                if pair not in self.closest_by_pair or d[q] < self.closest_by_pair[pair][0]:
+                    self.closest_by_pair[pair] = (float(d[q]), step, int(i[q]), int(j[q]))
             ratio = d / ref
             k = int(np.argmin(ratio))
             self.closest.append((step, float(ratio[k])))
@@ -521,6 +612,51 @@ class HotMonitor:
         ]
 
 
+def wall_trap(radii: np.ndarray, energies: np.ndarray, d_min: float, bond: float) -> tuple[float, int]:
+    """Depth (eV) of the deepest trap in a dimer's repulsive wall between the
+    closest approach ``d_min`` and the ``bond`` (Å), and the index of its bottom.
+
+    On a sound wall E(r) falls monotonically from d_min to the bond: a pair at
+    r is pushed out. A trap at r is an energy E(r') > E(r) at some r' ∈ (r,
+    bond]: the pair must climb max E(r') - E(r) to get out (a hole or second
+    minimum inside the wall). 0 when there is none; ``radii`` (ascending) and
+    ``energies`` are a dimer scan (:func:`dimer_bond_lengths`).
+    """
+    inside = np.flatnonzero((radii >= d_min) & (radii <= bond))
+    if len(inside) < 2:
+        return 0.0, -1
+    e = energies[inside]
+    outward_max = np.maximum.accumulate(e[::-1])[::-1]  # max of E over [r, bond]
+    depth = outward_max - e
+    k = int(np.argmax(depth))
+    return float(depth[k]), int(inside[k])
+
+
+def trap_fields(monitor, scans: dict, bond: np.ndarray, tol: float) -> tuple[list[Field], list[str]]:
+    """One field per species pair the run brought inside its dimer bond length:
+    the wall trap between its closest approach and the bond (eV), and a note
+    naming the hole when there is one. No model call (the dimer scans exist)."""
+    fields, notes = [], []
+    for (za, zb), (d_min, step, i, j) in sorted(monitor.closest_by_pair.items()):
+        if (za, zb) not in scans or not d_min < bond[za, zb]:
+            continue
+        radii, energies = scans[za, zb]
+        depth, k = wall_trap(radii, energies, d_min, bond[za, zb])
+        pair = f"{chemical_symbols[za]}-{chemical_symbols[zb]}"
+        fields.append(Field(f"{pair} dimer trap inside the wall", depth, tol, "eV",
+                            where=f"r = {d_min:.3g}-{bond[za, zb]:.3g} Å (closest approach: atoms {i} "
+                                  f"and {j} at {monitor._when(step)})"))
+        if depth > tol:
+            r_k, e_k = float(radii[k]), float(energies[k])
+            notes.append(f"collapse into a short-range hole: the {pair} dimer energy has a minimum of "
+                         f"{e_k:.3g} eV at {r_k:.3g} Å ({r_k / bond[za, zb]:.2f} × the bond, inside the "
+                         f"repulsive wall) behind a {depth:.3g} eV rise towards the bond; atoms {i} and {j} "
+                         f"reached {d_min:.3g} Å at {monitor._when(step)} — an attractive hole where the "
+                         "wall should repel (training data thin at short range; a repulsive prior "
+                         "such as ZBL fixes it)")
+    return fields, notes
+
+
 def coordination_change(run: md.MDRun, symbols) -> tuple[float, float, float]:
     """Mean coordination number at the start and over the last fifth of the frames,
     and |CN_end / CN_start - 1|."""
@@ -535,7 +671,8 @@ def coordination_change(run: md.MDRun, symbols) -> tuple[float, float, float]:
 
 
 @check(family="dynamics", cases={"bulk", "alloy", "cluster"},
-       calls="md_steps + 1, plus 25 per species pair (dimer scan)", unit="Å")
+       calls="md_steps + 1, plus 41 per species pair (dimer scan), 16 (stiffest mode; 0 with md_timestep) "
+             "and 5 (frames evaluated afresh)", unit="Å")
 def hot_nvt_stability(model, case, ctx, rng):
     """Langevin MD at 1.5 × the melting point neither collapses nor explodes.
 
@@ -547,15 +684,21 @@ def hot_nvt_stability(model, case, ctx, rng):
     than half of it; a force above 50 eV/Å; explosion — T above 10 × the
     target or rising 10× within 10 steps (MLIPAudit-style); a coordination
     change above 50 % (for isolated clusters only a rise: a hot cluster may
-    evaporate atoms). The run stops at the first failure, which is reported
-    with its step and time, and the trajectory is written.
+    evaporate atoms); a trap in the dimer's repulsive wall between the run's
+    closest approach and the bond (a short-range hole the run fell into,
+    from the dimer scan: no extra call; > 0.01 eV); 5 frames differing from a fresh evaluation (history
+    carried by the calculator). Time step: md_timestep, else the shorter of
+    the mass-based default shortened by sqrt(300 K / T) (at most 2×) and
+    T_min/30 of the stiffest mode. The run stops at the first failure, which
+    is reported with its step and time, and the trajectory is written.
     """
     symbols = case.atoms.get_chemical_symbols()
     temperature = float(ctx.config.md_temperature or md.hot_temperature_K(symbols))
     n_steps = steps_for(ctx, "hot")
-    bond, bond_notes = dimer_bond_lengths(model, symbols)
+    scans: dict = {}
+    bond, bond_notes = dimer_bond_lengths(model, symbols, scans)
     atoms = thermalised(case, temperature, rng)
-    dt = timestep_for(ctx, atoms, temperature)
+    dt, step_info = chosen_timestep(model, ctx, atoms, temperature)
     monitor = HotMonitor(atoms, bond, temperature, dt, ctx.tol)
     dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature,
                    friction=md.DEFAULT_FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
@@ -564,6 +707,10 @@ def hot_nvt_stability(model, case, ctx, rng):
     raise_model_error(run, ctx, "hot_nvt_stability", case)
     cn_start, cn_end, cn_change = coordination_change(run, symbols)
     fields = monitor.fields()
+    traps, hole_notes = trap_fields(monitor, scans, bond, ctx.tol["md_wall_trap"])
+    fields.extend(traps)
+    history = fresh_comparison(model, run, ctx.tol)
+    fields.extend(history)
     if case.periodic:
         fields.append(Field("coordination change", cn_change, ctx.tol["md_coordination_change"], "",
                             where=f"CN {cn_start:.3g} -> {cn_end:.3g}"))
@@ -582,13 +729,19 @@ def hot_nvt_stability(model, case, ctx, rng):
                      "--mlip-md-temperature for this material")
     if any(not f.ok for f in fields):
         path = save_trajectory(run, ctx, "hot_nvt_stability", case)
+        if not all(f.ok for f in history):
+            notes.insert(0, HISTORY_NOTE)
+        notes[:0] = hole_notes
         if run.event is not None:
             notes.insert(0, f"{run.event.kind}: {run.event.message} at {run.when(run.event.step)}")
-        else:
+        elif all(f.ok for f in history):
             notes.insert(0, f"structure changed: mean coordination {cn_start:.3g} -> {cn_end:.3g}")
         notes.append(f"trajectory: {path}")
+    notes.append(step_info["why"])
     details = _hot_details(run, monitor, bond, symbols, temperature, dt, n_steps, case)
-    details.update(coordination={"start": cn_start, "end": cn_end})
+    details.update(step_info, dt_fs=dt, coordination={"start": cn_start, "end": cn_end})
+    if hole_notes and details["event"] is not None:
+        details["event"]["kind"] = "collapse (short-range hole)"
     return Verdict(fields, what=what, note="\n".join(notes), details=details)
 
 

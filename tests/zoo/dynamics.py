@@ -7,6 +7,7 @@ import numpy as np
 from ase.calculators.calculator import all_changes
 
 from .base import SmoothPair, quintic_switch
+from .hygiene import VerletLastCall
 
 
 class StiffPair(SmoothPair):
@@ -17,6 +18,16 @@ class StiffPair(SmoothPair):
     its dimer bond length, which hot_nvt_stability reports as a collapse.)"""
 
     default_parameters = dict(SmoothPair.default_parameters, alpha=2.5, r_on=3.0, rc=3.9)
+
+
+class ThinSkinVerletLastCall(VerletLastCall):
+    """The wrong Verlet rebuild test with a 0.05 Å skin on SmoothPair (cutoff
+    5 Å, fcc Cu's 4th shell at 5.1 Å): 300 K vibrations move 4th-shell pairs
+    in and out of the cutoff while no step moves an atom by 0.025 Å, so NVE
+    sees the history (the walk, whose 0.05 Å steps exceed skin/2, rebuilds
+    every step and does not)."""
+
+    skin = 0.05
 
 
 class ShortRangeHole(StiffPair):
@@ -41,6 +52,32 @@ class ShortRangeHole(StiffPair):
         e_new = (1 - s) * e - self.W * s
         de_new = (1 - s) * de - ds * e - self.W * ds
         return e_new, (de_new / d)[:, None] * D
+
+
+class WallHole(StiffPair):
+    """StiffPair with an attractive hole inside its repulsive wall, the way ML
+    potentials without a repulsive prior often are where training data is thin:
+    a C2 well -W (1 - x²)³, x = (r - r_h)/w, with W = 16 eV, r_h = 1.75 Å,
+    w = 0.45 Å (support 1.3-2.2 Å), added to the Morse pair.
+
+    Identical to StiffPair from 2.2 Å (0.86 × its 2.55 Å bond) outwards; the
+    dimer energy rises to a barrier of +0.54 eV at 2.15 Å (0.89 eV above the
+    bond's -0.35 eV), falls into a second minimum of -6.2 eV at 1.86 Å
+    (0.73 × the bond) and rises again below 1.3 Å (the wall is restored: +166 eV
+    at 1.3 Å). Smooth and conservative: NVE at 300 K never reaches it; hot MD
+    pairs fall in and stay. A static dimer scan down to 0.5 × the bond finds
+    the second minimum and the sign flip of the radial force.
+    """
+
+    W, r_h, w = 16.0, 1.75, 0.45  # eV, Å, Å
+
+    def pair_term(self, D, d):
+        e, g = super().pair_term(D, d)
+        x = (d - self.r_h) / self.w
+        inside = np.abs(x) < 1
+        bump = np.where(inside, (1 - x * x) ** 3, 0.0)
+        dbump = np.where(inside, -6 * x * (1 - x * x) ** 2 / self.w, 0.0)
+        return e - self.W * bump, g + (-self.W * dbump / d)[:, None] * D
 
 
 class HardCutoff(SmoothPair):
