@@ -145,6 +145,12 @@ def melting_point_K(symbol: str) -> float:
     return MELTING_POINT_K.get(symbol, FALLBACK_MELTING_POINT_K)
 
 
+#: Hot-MD temperature (K) of molecules: melting points say nothing about a molecule
+#: (1.5 Tm would be 6900 K with carbon, 21 K for H2); 1000 K is a combustion-like
+#: temperature at which bonds vibrate far into anharmonicity without breaking.
+MOLECULE_HOT_TEMPERATURE_K = 1000.0
+
+
 def hot_temperature_K(symbols: Sequence[str]) -> float:
     """1.5 x the highest melting point among ``symbols`` (K).
 
@@ -189,6 +195,20 @@ class AuditedCalculator(Calculator):
         super().__init__()
         self.model = model
         self.reuse = reuse
+        self._boxed: Atoms | None = None  # what a periodic-only model sees, kept from step to step
+
+    def model_input(self, atoms: Atoms) -> Atoms:
+        """``atoms`` as the model takes it: itself, or for a periodic-only model
+        the same atoms in a vacuum box (:meth:`Model.adapt`) whose cell is fixed
+        at the first step, so the model sees one continuous trajectory."""
+        if self.model.adapt(atoms) is atoms:
+            return atoms
+        if self._boxed is None or len(self._boxed) != len(atoms):
+            self._boxed = self.model.boxed(atoms)
+        boxed = self._boxed.copy()
+        boxed.positions = atoms.positions
+        boxed.numbers = atoms.numbers
+        return boxed
 
     def check_state(self, atoms, tol=1e-15):
         """Exact comparison with the last evaluated structure (ASE's tolerant
@@ -206,8 +226,9 @@ class AuditedCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         if self.reuse:
             calc = self.model.calc
-            with self.model.calling(self.atoms, how=", in MD (one instance, no reset between steps)"):
-                raw = {p: calc.get_property(p, self.atoms) for p in ("energy", "forces")}
+            work = self.model_input(self.atoms)
+            with self.model.calling(work, how=", in MD (one instance, no reset between steps)"):
+                raw = {p: calc.get_property(p, work) for p in ("energy", "forces")}
             out = validate(raw, len(self.atoms))
         else:
             out = self.model.evaluate(self.atoms, ("energy", "forces"))

@@ -83,7 +83,9 @@ class Model:
         The model.
     factory : callable, optional
         Zero-argument callable returning a fresh, equivalent calculator (used by
-        hygiene checks); default: ``copy.deepcopy(calc)``.
+        hygiene checks); default: a deep copy of ``calc`` taken here, before
+        any call, so that nothing it caches later (results keyed on part of
+        the input survive ``reset()``) leaks into the fresh instances.
     spec : str, optional
         How the model was specified (``ase:EMT``), for reproducers.
     tags : Tags, optional
@@ -96,6 +98,8 @@ class Model:
                  tags: Tags | None = None, timeout: float | None = None):
         self.calc = calc
         self._factory = factory
+        #: the calculator as it was before any call (see :meth:`fresh`)
+        self._pristine = None if factory is not None else _pristine_copy(calc)
         self.spec = spec or type(calc).__name__
         self.tags = tags if tags is not None else infer_tags(calc)
         self.timeout = timeout
@@ -114,6 +118,9 @@ class Model:
         self.support: dict | None = None
         #: case name -> why its items are skipped (its class cannot be evaluated)
         self.unsupported: dict[str, str] = {}
+        #: case name -> the Case relaxed with this model, where MD on an isolated case
+        #: starts (conformance.checks.dynamics.start_case): relaxed once per case
+        self.relaxed_starts: dict = {}
 
     def __repr__(self) -> str:
         return f"Model({self.spec!r}, precision={self.tags.precision!r})"
@@ -123,10 +130,20 @@ class Model:
         return self.tags.species
 
     def fresh(self) -> Any:
-        """A new calculator instance equivalent to the audited one."""
+        """A new calculator instance equivalent to the audited one, as it was
+        before any call: a deep copy of a pristine instance (made by the
+        factory once, or copied from the calculator when the Model was built);
+        the factory itself when the calculator cannot be deep-copied."""
+        if self._pristine is None and self._factory is not None:
+            self._pristine = _pristine_copy(self._factory())
+        if self._pristine is not None:
+            try:
+                return copy.deepcopy(self._pristine)
+            except Exception:
+                pass
         if self._factory is not None:
             return self._factory()
-        calc = copy.deepcopy(self.calc)  # no factory: a copy, with its cached results dropped
+        calc = copy.deepcopy(self.calc)  # cannot copy a pristine one: the calculator as it is now
         if hasattr(calc, "reset"):
             calc.reset()
         return calc
@@ -258,6 +275,16 @@ class Model:
                 for w in caught:
                     key = f"{w.category.__name__}: {w.message}"
                     self.warnings[key] = self.warnings.get(key, 0) + 1
+
+
+def _pristine_copy(calc: Any) -> Any:
+    """A deep copy of ``calc`` as handed to the audit, or None when it cannot be
+    copied (a calculator holding a lock or an open file: :meth:`Model.fresh`
+    then copies the calculator as it is at that time)."""
+    try:
+        return copy.deepcopy(calc)
+    except Exception:
+        return None
 
 
 SHAPES = {"energy": (), "free_energy": (), "forces": ("N", 3), "energies": ("N",), "stress": (6,)}

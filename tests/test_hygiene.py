@@ -12,6 +12,8 @@ from ase.calculators.lj import LennardJones
 from ase.constraints import FixAtoms
 
 from conformance import audit
+from conformance.config import build_config
+from conformance.session import open_session
 from conformance.checks.hygiene import atoms_differences, call_calculator, unit_hint
 from conformance.model import Model, ModelError
 from tests.conftest import failed_checks, statuses
@@ -38,7 +40,7 @@ def test_correct_models_pass_every_hygiene_item(calc):
     counts = report.df.groupby("check").size().to_dict()
     assert counts == {"determinism": 9, "stale_cache": 9, "size_reuse": 9, "species_support": 1,
                       "input_untouched": 9, "thread_safety": 4, "memory_growth": 1, "output_sanity": 1,
-                      "walk_history": 1}
+                      "walk_history": 1, "structure_support": 1}
     assert set(report.df["status"]) == {"passed"}
 
 
@@ -130,8 +132,10 @@ def test_walk_history_catches_a_verlet_list_rebuilt_on_the_wrong_test():
     assert ok.status == "passed" and good.rebuilds >= 16  # rebuilt every 0.5 Å of the 8 Å walk
     assert "atom 6 (Cu) walked 8 Å in 160 steps of 0.05 Å" in ok.message
     assert "control: its approach changed the fresh results" in ok.message
-    r = audit(bad, species=["Cu"], checks=["walk_history"]).results[0]
-    assert r.status == "failed" and bad.rebuilds == 1  # built once, after the reset, never again
+    session = open_session(build_config({"species": ["Cu"], "checks": ["walk_history"]}), bad)
+    before = bad.rebuilds  # the session's probe of the classes of structure builds lists too
+    r = session.run().results[0]
+    assert r.status == "failed" and bad.rebuilds - before == 1  # built once, after the reset, never again
     # the walking atom never entered the list: its 2.26 eV of bonds are missing at the end
     assert re.match(r"\|ΔE\| = 2.26 eV > tolerance 1.3e-08 eV at step 160 of 160 \(0 Å from the site\) for a "
                     r"walk of atom 6 into cluster_Cu13 from 8 Å away", r.message), r.message

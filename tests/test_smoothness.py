@@ -160,12 +160,47 @@ def test_refinement_resolves_a_narrow_smooth_feature_and_confirms_a_jump():
 
     coarse = scans.worst_jump(fermi(x), 1e-4)[0]
     assert coarse.found  # on the coarse grid it looks like a jump
-    worst, jumps, flagged, n = scans.refined_jumps(sample, x, {"y": fermi(x)}, {"y": 1e-4})
-    assert not worst["y"].found and not jumps.any() and 0 < n == len(calls) <= 4 * 2 * 13
+    cont = scans.refined_jumps(sample, x, {"y": fermi(x)}, {"y": 1e-4})
+    assert not cont.worst["y"].found and not cont.jumps.any() and not cont.steep["y"]
+    assert 0 < cont.calls == len(calls) <= 3 * 3 * 13  # every suspected interval, <= 3 levels each
     y = fermi(x) + np.where(x > 0.73, 2e-3, 0.0)
-    worst, jumps, flagged, n = scans.refined_jumps(lambda v: sample(v, 2e-3), x, {"y": y}, {"y": 1e-4})
-    assert worst["y"].found and worst["y"].levels == 2
-    assert worst["y"].size == pytest.approx(2e-3, rel=1e-3) and worst["y"].x_lo <= 0.73 < worst["y"].x_hi
+    cont = scans.refined_jumps(lambda v: sample(v, 2e-3), x, {"y": y}, {"y": 1e-4})
+    # a jump keeps its size on grids 8x, 64x and 512x finer: confirmed
+    assert cont.worst["y"].found and cont.worst["y"].levels == 3 and cont.jumps.sum() == 1
+    assert abs(cont.worst["y"].exponent) < 0.01
+    assert cont.worst["y"].size == pytest.approx(2e-3, rel=1e-3) and cont.worst["y"].x_lo <= 0.73 < cont.worst["y"].x_hi
+
+
+def test_a_steep_continuous_onset_is_reported_not_failed():
+    # y = (x - x0)^0.57 beyond x0: continuous with an infinite slope (Tersoff's bond order
+    # switching on, n = 0.787); flagged on every grid, but its size shrinks by 8^0.57 = 3.3
+    x0 = 0.40123
+    x = np.linspace(0.0, 1.0, 101)
+
+    def onset(v):
+        return 0.05 * np.clip(np.asarray(v) - x0, 0.0, None) ** 0.57
+
+    cont = scans.refined_jumps(lambda v: {"y": onset(v)}, x, {"y": onset(x)}, {"y": 1e-5})
+    assert scans.worst_jump(onset(x), 1e-5)[0].found  # the coarse test alone would fail it
+    assert not cont.worst["y"].found and not cont.jumps.any()
+    (steep,) = cont.steep["y"]
+    assert steep.levels == 3 and steep.exponent == pytest.approx(0.57, abs=0.05)
+    assert abs(steep.x_mid - x0) < 2 * (steep.x_hi - steep.x_lo)  # located within a sub-step (h/512)
+    # a jump of the same size at the same place is confirmed
+    cont = scans.refined_jumps(lambda v: {"y": onset(v) + 0.01 * (np.asarray(v) > x0)}, x,
+                               {"y": onset(x) + 0.01 * (x > x0)}, {"y": 1e-5})
+    assert cont.worst["y"].found and cont.jumps.sum() == 1 and not cont.steep["y"]
+
+
+def test_suspicions_beyond_the_call_budget_are_unrefined_not_failed():
+    x = np.linspace(0.0, 1.0, 101)
+    steps = np.floor(x * 10) * 1e-2  # ten genuine jumps
+    # a budget of 100 calls: an interval is refined while its 3 levels (39 calls) still fit
+    cont = scans.refined_jumps(lambda v: {"y": np.floor(v * 10) * 1e-2}, x, {"y": steps}, {"y": 1e-4},
+                               max_calls=100)
+    assert cont.jumps.sum() == 2 and cont.calls == 78
+    assert len(cont.unrefined) == 7  # the 10th jump lies in the last interval, which is not tested
+    assert cont.worst["y"].found  # the two confirmed ones fail
 
 
 def test_shape_metrics_of_a_morse_curve():

@@ -154,10 +154,33 @@ def chosen_timestep(model, ctx, atoms: Atoms, temperature: float = NVE_TEMPERATU
     return default, dict(info, dt_fs=default, dt_source="mass-based default", why=why)
 
 
-def thermalised(case, temperature: float, rng) -> Atoms:
-    """The case with Maxwell-Boltzmann momenta at ``temperature``, no net momentum
-    (and no net rotation for isolated cases)."""
-    atoms = case.copy()
+def start_case(model, case):
+    """Where MD starts: the case itself when periodic; for an isolated one
+    (cluster, molecule) the case relaxed to the model's own minimum near it
+    (:func:`conformance.relax.relax_cases`: at most 51 calls, once per case
+    and model, kept in ``model.relaxed_starts``), so that the run judges the
+    model, not a built geometry far from its minimum (a Si icosahedron at the
+    fcc spacing starts with T jumping 12-fold). The returned case's ``note``
+    says how it was relaxed."""
+    if case.periodic:
+        return case
+    if case.name not in model.relaxed_starts:
+        from ..relax import relax_cases
+
+        model.relaxed_starts[case.name] = relax_cases(model, [case], tags=("isolated",))[0]
+    return model.relaxed_starts[case.name]
+
+
+def start_geometry(model, case) -> Atoms:
+    """A copy of the atoms MD starts from (:func:`start_case`)."""
+    return start_case(model, case).copy()
+
+
+def thermalised(model, case, temperature: float, rng) -> Atoms:
+    """The case (isolated ones relaxed, :func:`start_geometry`) with
+    Maxwell-Boltzmann momenta at ``temperature``, no net momentum (and no net
+    rotation for isolated cases)."""
+    atoms = start_geometry(model, case)
     thermalize_momenta(atoms, temperature, rng=rng)
     Stationary(atoms)
     if not atoms.pbc.any() and len(atoms) > 2:
@@ -320,7 +343,7 @@ def nve_energy_drift(model, case, ctx, rng):
     are told apart in the message.
     """
     n_steps = steps_for(ctx, "nve")
-    start = thermalised(case, NVE_TEMPERATURE_K, rng)
+    start = thermalised(model, case, NVE_TEMPERATURE_K, rng)
     dt, step_info = chosen_timestep(model, ctx, start)
     runs = []
     for h, steps in ((dt, n_steps), (dt / 2, 2 * n_steps)):
@@ -358,6 +381,7 @@ def nve_energy_drift(model, case, ctx, rng):
     note = "\n".join(notes)
     details = {
         **step_info, "dt_fs": dt, "n_steps": n_steps, "temperature_K": NVE_TEMPERATURE_K,
+        "start": start_case(model, case).note,
         "drift_meV_per_atom_ps": {"dt": a["drift_signed"], "dt/2": b["drift_signed"]},
         "sigma_etot_meV": {"dt": a["sigma_e"] * 1e3, "dt/2": b["sigma_e"] * 1e3},
         "fluctuation_ratio": {"dt": fluct, "dt/2": b["sigma_e"] / b["sigma_k"] if b["sigma_k"] > 0 else None},
@@ -383,7 +407,7 @@ def momentum_conservation(model, case, ctx, rng):
     the mean net force ΔP/t (eV/Å) or torque ΔL/t (eV).
     """
     n_steps = steps_for(ctx, "momentum")
-    atoms = thermalised(case, NVE_TEMPERATURE_K, rng)
+    atoms = thermalised(model, case, NVE_TEMPERATURE_K, rng)
     dt = timestep_for(ctx, atoms)
     run = md.run_md(model, atoms, VelocityVerlet(atoms, dt * units.fs), n_steps, dt,
                     f"NVE velocity Verlet, dt = {dt:.3g} fs", progress=ctx.progress)
@@ -693,11 +717,12 @@ def hot_nvt_stability(model, case, ctx, rng):
     is reported with its step and time, and the trajectory is written.
     """
     symbols = case.atoms.get_chemical_symbols()
-    temperature = float(ctx.config.md_temperature or md.hot_temperature_K(symbols))
+    temperature = float(ctx.config.md_temperature or (md.MOLECULE_HOT_TEMPERATURE_K if "molecule" in case.tags
+                                                      else md.hot_temperature_K(symbols)))
     n_steps = steps_for(ctx, "hot")
     scans: dict = {}
     bond, bond_notes = dimer_bond_lengths(model, symbols, scans)
-    atoms = thermalised(case, temperature, rng)
+    atoms = thermalised(model, case, temperature, rng)
     dt, step_info = chosen_timestep(model, ctx, atoms, temperature)
     monitor = HotMonitor(atoms, bond, temperature, dt, ctx.tol)
     dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature,
@@ -739,7 +764,8 @@ def hot_nvt_stability(model, case, ctx, rng):
         notes.append(f"trajectory: {path}")
     notes.append(step_info["why"])
     details = _hot_details(run, monitor, bond, symbols, temperature, dt, n_steps, case)
-    details.update(step_info, dt_fs=dt, coordination={"start": cn_start, "end": cn_end})
+    details.update(step_info, dt_fs=dt, coordination={"start": cn_start, "end": cn_end},
+                   start=start_case(model, case).note)
     if hole_notes and details["event"] is not None:
         details["event"]["kind"] = "collapse (short-range hole)"
     return Verdict(fields, what=what, note="\n".join(notes), details=details)

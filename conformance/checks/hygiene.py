@@ -357,15 +357,15 @@ def stale_cache(model, case, ctx, rng):
     not tested), deleting and appending an atom, a new Atoms object with the
     same positions and another cell, and a pbc flag (not for periodic-only
     models). Each raw result is compared with a fresh evaluation of the same
-    structure (shared tolerances; eV, eV/Å, eV/Å³; one row per change, its
-    property furthest from agreement). Catches caches keyed on part
+    structure on a new instance (:meth:`Model.fresh`; shared tolerances; eV,
+    eV/Å, eV/Å³; one row per change, its property furthest from agreement). Catches caches keyed on part
     of the input (positions only; positions and numbers but not the cell or
     pbc; the common atoms only), on the object, and arrays kept by reference.
     Control: each change alters the fresh results, else it is reported as not
     tested.
     """
     props = hygiene_properties(model, case)
-    atoms = case.copy()
+    atoms = model.adapt(case.copy())  # in a vacuum box for a periodic-only model
     if hasattr(model.calc, "reset"):
         model.calc.reset()
     changes, untested = in_place_mutations(model, atoms, rng)
@@ -376,7 +376,9 @@ def stale_cache(model, case, ctx, rng):
     atoms.calc = None
     fields, unchanged, previous, wrong_size = [], [], None, []
     for label, snapshot, raw in states:
-        fresh = model.evaluate(snapshot, _properties_of(props, snapshot))
+        # a new instance per state: a cache keyed on part of the input (positions
+        # alone) must not answer for the reference too
+        fresh = model.evaluate(snapshot, _properties_of(props, snapshot), calc=model.fresh())
         prefix = f"after {label}: " if label != "initial" else "initial: "
         if isinstance(raw, str):  # results sized for another structure: cached ones
             fields.append(Field(prefix + "results of another size", 1.0, 0.0, ""))
@@ -465,7 +467,7 @@ def walk_history(model, case, ctx, rng):
     the walking atom's neighbours change the fresh results.
     """
     props = tuple(p for p in ("energy", "forces") if p in model.tags.properties)
-    atoms = case.copy()
+    atoms = model.adapt(case.copy())  # in a vacuum box for a periodic-only model
     cutoff = float(model.tags.cutoff or WALK_CUTOFF)
     length = cutoff + WALK_MARGIN
     k, u, path = walk_path(atoms, length)
@@ -698,6 +700,10 @@ def input_untouched(model, case, ctx, rng):
     """
     props = hygiene_properties(model, case)
     atoms = _decorated(case, rng)
+    if model.adapt(atoms) is not atoms:  # a periodic-only model: the boxed structure is the input
+        boxed = model.adapt(atoms)
+        boxed.constraints = atoms.constraints
+        atoms = boxed
     before = atoms.copy()
     if hasattr(model.calc, "reset"):  # so the call computes instead of answering from a cache
         model.calc.reset()
@@ -743,7 +749,7 @@ def thread_safety(model, case, ctx, rng):
     declares ``thread_safe=False``.
     """
     props = hygiene_properties(model, case)
-    structures = [case.copy(), _rattled(case.copy(), rng, 0.05)]
+    structures = [model.adapt(case.copy()), model.adapt(_rattled(case.copy(), rng, 0.05))]
     instances = [model.fresh() for _ in range(THREADS)]
     reference = [model.evaluate(structures[k % 2], props, calc=instances[k]) for k in range(THREADS)]
     results: list[list] = [[] for _ in range(THREADS)]
