@@ -90,6 +90,17 @@ class RunConfig:
         Lowest severity whose violations fail an item: ``consistency`` (default:
         mandatory and consistency checks fail) or ``mandatory`` (consistency
         violations are reported as findings). Informational never fails.
+    isolate : bool or None
+        Run the model in a worker process (:mod:`conformance.isolation`), so that
+        a crash, an out-of-memory kill or a hang in native code costs one item,
+        not the audit. None: the front end's default (on in the pytest plugin,
+        off in :func:`conformance.audit`, which then needs a model spec).
+    memory_limit : float or None
+        Address-space limit (GB) of the model worker (``RLIMIT_AS``): running
+        out of memory becomes a ``MemoryError`` in the model, not a kill.
+    resume : bool
+        Resume an interrupted pytest run from its journal
+        (:mod:`conformance.journal`): items already there are not run again.
     """
 
     model: str | None = None
@@ -114,6 +125,9 @@ class RunConfig:
     structure_kinds: tuple = ()
     cutoffs: tuple = ()
     fail_on: str = "consistency"
+    isolate: bool | None = None
+    memory_limit: float | None = None
+    resume: bool = False
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -160,15 +174,17 @@ def coerce(key: str, value: Any) -> Any:
             if v < 0 or (key in ("examples", "md_steps") and v < 1):
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
             return v
-        if key in ("timeout", "md_temperature", "md_timestep"):
+        if key in ("timeout", "md_temperature", "md_timestep", "memory_limit"):
             v = float(value)
             if v <= 0:
                 raise ConfigError(f"{key} must be > 0, got {value!r}")
             return v
-        if key == "md_long":
+        if key in ("md_long", "resume"):
             if isinstance(value, str):
                 return value.lower() in ("1", "true", "yes", "on")
             return bool(value)
+        if key == "isolate":
+            return _yes_no(key, value)
         if key == "fail_on":
             if value not in ("mandatory", "consistency"):
                 raise ConfigError(f"fail-on must be mandatory or consistency, got {value!r}")
@@ -198,6 +214,17 @@ def coerce(key: str, value: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for {key}: {value!r} ({exc})") from None
     raise ConfigError(f"unknown key {key!r}")
+
+
+def _yes_no(key: str, value: Any) -> bool:
+    """``yes``/``no`` (also true/false, on/off, 1/0, booleans) as a bool."""
+    if isinstance(value, bool):
+        return value
+    words = {"yes": True, "true": True, "on": True, "1": True,
+             "no": False, "false": False, "off": False, "0": False}
+    if str(value).strip().lower() not in words:
+        raise ConfigError(f"{key.replace('_', '-')} must be yes or no, got {value!r}")
+    return words[str(value).strip().lower()]
 
 
 def _tolerance_value(name: str, value: Any) -> float:

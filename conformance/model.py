@@ -121,6 +121,9 @@ class Model:
         #: case name -> the Case relaxed with this model, where MD on an isolated case
         #: starts (conformance.checks.dynamics.start_case): relaxed once per case
         self.relaxed_starts: dict = {}
+        #: told when each call starts and ends (``enter(atoms, formula)``, ``exit()``):
+        #: the model worker's watchdog (conformance.isolation.CallMonitor); None: nobody
+        self.monitor = None
 
     def __repr__(self) -> str:
         return f"Model({self.spec!r}, precision={self.tags.precision!r})"
@@ -240,6 +243,9 @@ class Model:
         """
         formula = atoms.get_chemical_formula()
         self.n_calls += 1
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.enter(atoms, formula)
         t0 = time.perf_counter()
         try:
             with time_limit(self.timeout), self._recording_warnings():
@@ -256,7 +262,8 @@ class Model:
                              f"(on {formula}, pbc={atoms.pbc.tolist()}{how})") from exc
         finally:
             self.calc_seconds += time.perf_counter() - t0
-
+            if monitor is not None:
+                monitor.exit()
 
     @contextlib.contextmanager
     def _recording_warnings(self):

@@ -9,6 +9,14 @@ conformance.suite --mlip-model=...`` is the explicit form.
 One item per (check, case), named ``check[case]``. Results travel on the test
 report (``user_properties``), so they survive pytest-xdist, and are gathered
 in the controller for the terminal table and the report file.
+
+The model runs in a worker process (:mod:`conformance.isolation`; one per
+pytest process, started while pytest collects), unless ``--mlip-isolate=no``.
+The controller journals each result as it arrives (:mod:`conformance.journal`),
+rewrites the report now and then marked PARTIAL, and at the end accounts for
+every selected item (:mod:`conformance.accounting`): crashed and not-run items
+are in the report too. ``--mlip-resume`` replays the journal's results instead
+of running those items again.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ RESULT_KEY = "mlip_result"
 
 _config_key = pytest.StashKey()     # RunConfig or Exception
 _session_key = pytest.StashKey()    # Session or Exception (per process)
-_results_key = pytest.StashKey()    # list of result dicts gathered from reports
+_ledger_key = pytest.StashKey()     # accounting.Ledger (the controller only)
+_replay_key = pytest.StashKey()     # item name -> result dict from the journal (--mlip-resume)
+_final_key = pytest.StashKey()      # (Report, path written or None, error or None) at the end
+_sigterm_key = pytest.StashKey()    # the SIGTERM handler to restore
 
 OPTIONS = [
     # (name, metavar, help)
@@ -49,7 +60,12 @@ OPTIONS = [
     ("md-steps", "INT", "MD steps per run (default: per check, short)"),
     ("md-temperature", "K", "temperature of the hot MD run (default: 1.5 × melting point)"),
     ("md-timestep", "FS", "MD time step in fs (default: from the lightest species' mass)"),
-    ("timeout", "SECONDS", "time limit of one model call (default: none)"),
+    ("timeout", "SECONDS", "time limit of one model call (default: none); a call that does not "
+                           "return is killed with its worker process"),
+    ("isolate", "yes|no", "run the model in a worker process, so that a crash, an out-of-memory "
+                          "kill or a hang in native code is one item's error (default: yes)"),
+    ("memory-limit", "GB", "address-space limit of the model worker in GB: running out of memory "
+                           "becomes a MemoryError in the model (default: none)"),
     ("fail-on", "SEVERITY", "lowest severity that fails an item: consistency (default) or mandatory; "
                             "informational findings are always reported, never failed"),
 ]
@@ -62,6 +78,9 @@ def pytest_addoption(parser):
                         default=None, help=help_)
     group.addoption("--mlip-md-long", dest="mlip_md_long", action="store_const", const=True,
                     default=None, help="production-length MD preset for a pre-publication audit")
+    group.addoption("--mlip-resume", dest="mlip_resume", action="store_const", const=True,
+                    default=None, help="resume an interrupted audit from its journal (next to the "
+                                       "report): items already done are not run again")
 
 
 def _pyproject_path(config) -> Path:
@@ -77,6 +96,7 @@ def _read_config(config):
     cli = {name.replace("-", "_"): config.getoption(f"mlip_{name.replace('-', '_')}")
            for name, _, _ in OPTIONS}
     cli["md_long"] = config.getoption("mlip_md_long")
+    cli["resume"] = config.getoption("mlip_resume")
     try:
         return build_config(cli, read_pyproject(_pyproject_path(config)))
     except ConfigError as exc:
@@ -100,8 +120,7 @@ def _check_report_path(path: str):
 def pytest_configure(config):
     run_config = _read_config(config)
     config.stash[_config_key] = run_config
-    config.stash[_results_key] = []
-    config.pluginmanager.register(ResultCollector(config.stash[_results_key]), "mlip-results")
+    config.pluginmanager.register(AuditRecorder(config), "mlip-results")
     if not run_config.model:
         if run_config.train or run_config.test:
             raise pytest.UsageError("mlip-conformance: --mlip-train/--mlip-test audit the data behind "
@@ -109,15 +128,108 @@ def pytest_configure(config):
         return
     if run_config.report:
         _check_report_path(run_config.report)
+        run_config = run_config.replace(report=str(Path(run_config.report).resolve()))
+    run_config = run_config.replace(isolate=run_config.isolate is not False)  # on unless told no
+    config.stash[_config_key] = run_config
+    if run_config.isolate and session_runs_items(config):
+        from .isolation import warm_up
+
+        warm_up()  # the worker's imports overlap with this process's
     session = _session(config)  # configuration mistakes are usage errors (exit 4), found now
     from .config import ConfigError
 
     if isinstance(session, (ConfigError, ValueError)) and not _is_spec_error(session):
         raise pytest.UsageError(f"mlip-conformance: {session}")
+    if _audits(config):
+        _open_journal(config, run_config, session)
+        if session_runs_items(config) and not isinstance(session, Exception) \
+                and session.worker is not None:
+            session.worker.start()  # loads the model while pytest collects
     # Collect the suite wherever pytest runs, unless the user named it already.
     named = {str(Path(a.split("::")[0]).resolve()) for a in config.args if not a.startswith("-")}
     if str(SUITE_PATH) not in named and "conformance.suite" not in config.args:
         config.args.append(str(SUITE_PATH))
+
+
+def _audits(config) -> bool:
+    """Whether this pytest invocation runs items (not --help, --version, --collect-only)."""
+    option = config.option
+    return not (getattr(option, "help", False) or getattr(option, "version", False)
+                or getattr(option, "collectonly", False))
+
+
+def _is_xdist_controller(config) -> bool:
+    return (not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+            and bool(getattr(config.option, "tx", None)))
+
+
+def session_runs_items(config) -> bool:
+    """Whether this process runs the items itself (not the pytest-xdist controller)."""
+    return _audits(config) and not _is_xdist_controller(config)
+
+
+def _journal_path(config) -> Path:
+    from .journal import journal_path
+
+    return journal_path(config.stash[_config_key].report, config.rootpath)
+
+
+def _open_journal(config, run_config, session) -> None:
+    """The controller opens the journal (new, or resumed) and its ledger; every
+    process that runs items reads what a resumed journal holds."""
+    from .journal import Journal, JournalError, fingerprint, read_journal, resume
+
+    path = _journal_path(config)
+    expected = fingerprint(run_config)
+    resuming = bool(run_config.resume) and path.is_file()
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller checked the journal
+        if resuming:
+            config.stash[_replay_key] = read_journal(path).results
+        return
+    from .accounting import Ledger
+
+    metadata = _base_metadata(run_config, session)
+    journal, error = None, None
+    try:
+        if resuming:
+            config.stash[_replay_key] = resume(path, expected).results
+            journal = Journal.reopen(path)
+        else:
+            journal = Journal.create(path, expected, metadata)
+    except JournalError as exc:
+        raise pytest.UsageError(f"mlip-conformance: --mlip-resume: {exc}") from None
+    except OSError as exc:  # an unwritable folder must not stop the audit
+        error = f"no journal (the run cannot be resumed): {exc}"
+    ledger = Ledger(metadata, run_config.report, journal)
+    ledger.journal_error = error
+    config.stash[_ledger_key] = ledger
+    _raise_interrupt_on_sigterm(config)
+
+
+def _raise_interrupt_on_sigterm(config) -> None:
+    """SIGTERM (a CI job's time limit, ``kill``) ends the run like Ctrl-C: pytest
+    then finishes the session and the report is written with what ran."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    config.stash[_sigterm_key] = signal.signal(signal.SIGTERM, interrupt)
+
+
+def pytest_unconfigure(config):
+    session = config.stash.get(_session_key, None)
+    if session is not None and not isinstance(session, Exception):
+        session.close()
+    if _sigterm_key in config.stash:
+        import signal
+
+        signal.signal(signal.SIGTERM, config.stash[_sigterm_key])
 
 
 def _is_spec_error(exc) -> bool:
@@ -131,8 +243,8 @@ def _session(config):
     if _session_key not in config.stash:
         from .session import open_session
 
-        try:
-            session = open_session(config.stash[_config_key])
+        try:  # the probe of the classes of structure runs where the items run
+            session = open_session(config.stash[_config_key], probe=False)
         except Exception as exc:  # reported as a failing item, not a crash
             session = exc
         config.stash[_session_key] = session
@@ -148,9 +260,23 @@ def pytest_report_header(config):
         return f"mlip-conformance: model={run_config.model} (could not be loaded, see load_model)"
     tags = session.model.tags
     cutoff = f"{tags.cutoff:g} Å" if tags.cutoff else "undeclared (detected by the smoothness scans)"
-    return (f"mlip-conformance: model={run_config.model} species={','.join(tags.species)} "
-            f"precision={tags.precision} cutoff={cutoff} seed={run_config.seed} "
-            f"items={len(session.items)}")
+    lines = [f"mlip-conformance: model={run_config.model} species={','.join(tags.species)} "
+             f"precision={tags.precision} cutoff={cutoff} seed={run_config.seed} "
+             f"items={len(session.items)}"]
+    where = ("a worker process per pytest process" if session.worker is not None
+             else "the pytest process (--mlip-isolate=no)")
+    limits = []
+    if run_config.timeout:
+        limits.append(f"timeout {run_config.timeout:g} s")
+    if run_config.memory_limit:
+        limits.append(f"memory limit {run_config.memory_limit:g} GB")
+    lines.append(f"mlip-conformance: model runs in {where}" + (f"; {', '.join(limits)}" if limits else ""))
+    ledger = config.stash.get(_ledger_key, None)
+    if ledger is not None and ledger.journal is not None:
+        replay = config.stash.get(_replay_key, {})
+        resumed = f"resumed: {len(replay)} items done before are not run again; " if replay else ""
+        lines.append(f"mlip-conformance: {resumed}journal {ledger.journal.path}")
+    return lines
 
 
 def pytest_collect_file(file_path, parent):
@@ -195,9 +321,18 @@ class ConformanceItem(pytest.Item):
         self.index = index
 
     def runtest(self):
+        from .result import CheckResult
+
         session = _session(self.config)
-        result = session.run_item(self.spec, self.case, progress=_progress_writer(self.config))
-        data = result.to_dict()
+        replay = self.config.stash.get(_replay_key, {}).get(self.name)
+        if replay is not None:  # --mlip-resume: done before the interruption
+            details = dict(replay.get("details") or {}, resumed_from=str(_journal_path(self.config)))
+            data = dict(replay, resumed=True, details=details,
+                        xfail=session.xfail_reason(self.spec, self.case))
+            result = CheckResult.from_dict(data)
+        else:
+            result = session.run_item(self.spec, self.case, progress=_progress_writer(self.config))
+            data = result.to_dict()
         data["order"] = self.index
         self.user_properties.append((RESULT_KEY, data))
         if result.status == "skipped":
@@ -281,37 +416,71 @@ class _Plain:
         self.message = message
 
 
-class ResultCollector:
-    """Gathers the results carried on test reports (also from xdist workers)."""
+class AuditRecorder:
+    """Hooks of the controller's account: the selected items, each result as its
+    report arrives (also from xdist workers), and the final report."""
 
-    def __init__(self, results: list):
-        self.results = results
+    def __init__(self, config):
+        self.config = config
+
+    def _ledger(self):
+        return self.config.stash.get(_ledger_key, None)
+
+    def pytest_collection_finish(self, session):
+        ledger = self._ledger()
+        if ledger is not None:
+            ledger.select(item.name for item in session.items
+                          if isinstance(item, (ConformanceItem, LoadErrorItem)))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        from .accounting import NODE_PREFIX
+
+        ledger = self._ledger()
+        if ledger is not None:
+            ledger.select(i[len(NODE_PREFIX):] for i in ids if i.startswith(NODE_PREFIX))
 
     def pytest_runtest_logreport(self, report):
-        for key, value in getattr(report, "user_properties", ()):
-            if key == RESULT_KEY:
-                self.results.append(dict(value))
+        from .accounting import NODE_PREFIX, crashed_item_result
 
+        ledger = self._ledger()
+        if ledger is None or not report.nodeid.startswith(NODE_PREFIX):
+            return
+        name = report.nodeid[len(NODE_PREFIX):]
+        data = next((dict(v) for k, v in getattr(report, "user_properties", ()) if k == RESULT_KEY),
+                    None)
+        if data is not None:
+            ledger.record(name, data)
+        elif report.failed:  # no result: its pytest process crashed (xdist), or setup failed
+            ledger.record(name, crashed_item_result(name, str(report.longrepr)))
 
-def _gathered(config):
-    seen = {}
-    for data in config.stash[_results_key]:
-        seen[(data["check"], data["case"])] = data
-    return sorted(seen.values(), key=lambda d: d.get("order", 0))
+    def pytest_sessionfinish(self, session, exitstatus):
+        from .accounting import not_run_reason
+
+        ledger = self._ledger()
+        if ledger is None:
+            return
+        stopped = session.shouldstop or session.shouldfail
+        own = _session(self.config)
+        if not isinstance(own, Exception) and own.worker is not None and own.worker.starts:
+            from .isolation import describe_isolation
+
+            ledger.metadata["isolation"] = describe_isolation(own.worker)
+        reason = not_run_reason(int(exitstatus), stopped if isinstance(stopped, str) else None)
+        self.config.stash[_final_key] = ledger.finish(reason)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     run_config = config.stash.get(_config_key, None)
-    if run_config is None or not run_config.model or hasattr(config, "workerinput"):
+    final = config.stash.get(_final_key, None)
+    if run_config is None or not run_config.model or final is None:
         return
-    from .report import Report, format_table
-    from .result import CheckResult
+    from .report import format_table
 
-    rows = _gathered(config)
-    if not rows:
+    report, written, error = final
+    results = report.results
+    if not results:
         return
-    results = [CheckResult.from_dict(d) for d in rows]
-    report = Report(results, _report_metadata(config, run_config, results))
     tr = terminalreporter
     tr.section("mlip-conformance summary")
     width = 100  # readable on a 100-column terminal; CI logs are wider
@@ -325,20 +494,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line("")
         tr.write_line(format_table(shown, width=width))
         for r in shown:
-            if r.status == "skipped":  # the reason in full: it says how to run the item
-                tr.write_line(f"skipped {r.check}[{r.case}]: {r.message.splitlines()[0]}")
+            if r.status in ("skipped", "not run"):  # the reason in full: it says what to do
+                tr.write_line(f"{r.status} {r.check}[{r.case}]: {r.message.splitlines()[0]}")
             for finding in r.findings:  # reported, not failed
                 tr.write_line(f"finding {r.check}[{r.case}]: {finding}")
     tr.write_line("")
     bad = not report.passed
     tr.write_line(f"{report.verdict()} ({run_config.model})", red=bad, green=not bad, bold=True)
-    if run_config.report:
-        try:
-            path = report.write(run_config.report)
-            tr.write_line(f"mlip-conformance report written to {path}")
-        except OSError as exc:
-            tr.write_line(f"mlip-conformance: could not write report {run_config.report}: {exc}",
-                          red=True)
+    ledger = config.stash.get(_ledger_key, None)
+    if ledger is not None and ledger.journal_error:
+        tr.write_line(f"mlip-conformance: {ledger.journal_error}", red=True)
+    if written is not None:
+        tr.write_line(f"mlip-conformance report written to {written}")
+    if error is not None:
+        tr.write_line(f"mlip-conformance: {error}", red=True)
 
 
 SHOW_ALL_UP_TO = 40  # items; longer runs list only what did not pass unless -v
@@ -355,14 +524,14 @@ def _family_table(report) -> str:
     return "\n".join(lines)
 
 
-def _report_metadata(config, run_config, results) -> dict:
+def _base_metadata(run_config, session) -> dict:
+    """Report metadata of the run: the session's, or what is known without a model."""
     import datetime
     import platform
     import sys
 
     from . import __version__
 
-    session = _session(config)
     if not isinstance(session, Exception):
         from .session import metadata
 
@@ -375,6 +544,4 @@ def _report_metadata(config, run_config, results) -> dict:
               "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     md["model"] = run_config.model
     md["version"] = __version__
-    md["model_calls"] = sum(r.n_calls for r in results)
-    md["calc_seconds"] = sum(r.calc_seconds for r in results)   # all workers under xdist
     return md

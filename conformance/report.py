@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from .result import OUTCOMES, STATUSES, CheckResult
+from .result import OUTCOMES, CheckResult
 
 COLUMNS = ["check", "case", "family", "status", "quantity", "measured", "tolerance", "unit", "n_calls",
            "message", "xfail", "severity", "findings"]
@@ -75,9 +76,15 @@ class Report:
         return list(self.metadata.get("families_not_run", []))
 
     def verdict(self) -> str:
-        """One line: CONFORMANT / NOT CONFORMANT, known failures, partial runs."""
+        """One line: CONFORMANT / NOT CONFORMANT / INCOMPLETE, known failures, partial runs.
+
+        Never CONFORMANT when an item failed, errored or did not run: an item
+        ``not run`` (the run was interrupted or stopped early) makes the verdict
+        ``INCOMPLETE`` unless something failed, and marks it ``PARTIAL``.
+        """
         c = self.counts()
         bad = c["failed"] + c["error"] + c["xpassed"]
+        not_run = c["not run"]
         if bad:
             parts = [f"{c['failed']} failed"] if c["failed"] else []
             parts += [f"{c['error']} errors"] if c["error"] else []
@@ -87,14 +94,19 @@ class Report:
         else:
             noted = sum(bool(r.findings) for r in self.results if r.outcome == "passed")
             with_findings = f" ({noted} with findings reported, not failed)" if noted else ""
-            text = f"CONFORMANT: {c['passed']} passed{with_findings}, {c['skipped']} skipped"
+            head = "INCOMPLETE" if not_run else "CONFORMANT"
+            text = f"{head}: {c['passed']} passed{with_findings}, {c['skipped']} skipped"
             if c["xfailed"]:
                 text += f", {c['xfailed']} known failures (declared xfail)"
+        partial = [f"{not_run} of {len(self.results)} items not run"] if not_run else []
         missing = self.metadata.get("checks_not_run", [])
         if missing:
-            text += f" — PARTIAL: {len(missing)} of {self.metadata.get('n_checks', '?')} model checks not run"
+            checks = f"{len(missing)} of {self.metadata.get('n_checks', '?')} model checks not run"
             if self.families_not_run:
-                text += f" (families {', '.join(self.families_not_run)})"
+                checks += f" (families {', '.join(self.families_not_run)})"
+            partial.append(checks)
+        if partial:
+            text += " — PARTIAL: " + "; ".join(partial)
         return text
 
     def __getitem__(self, key: str) -> CheckResult:
@@ -124,7 +136,7 @@ class Report:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
         return text
 
     def to_markdown(self) -> str:
@@ -133,17 +145,21 @@ class Report:
         return markdown_card(self)
 
     def write(self, path: str | Path) -> Path:
-        """Write the report; the format follows the suffix (.json, .md, .html)."""
+        """Write the report; the format follows the suffix (.json, .md, .html).
+
+        Atomically (:func:`atomic_write_text`): a reader, or a run killed while
+        writing, sees the previous report or the new one, never half a file.
+        """
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".json":
             self.to_json(path)
         elif suffix in (".md", ".markdown"):
-            path.write_text(self.to_markdown(), encoding="utf-8")
+            atomic_write_text(path, self.to_markdown())
         elif suffix in (".html", ".htm"):
             from .card import html_card
 
-            path.write_text(html_card(self), encoding="utf-8")
+            atomic_write_text(path, html_card(self))
         else:
             raise ValueError(f"report {path}: unknown format {suffix!r}; use .json, .md or .html")
         return path
@@ -153,6 +169,23 @@ class Report:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         results = [CheckResult.from_dict(r) for r in data.pop("results")]
         return cls(results, data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder,
+    flushed to disk, then renamed over ``path`` (``os.replace`` is atomic)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def fmt_value(x: float | None) -> str:
@@ -170,14 +203,14 @@ def with_unit(x: float | None, unit: str) -> str:
 def format_table(results: Iterable[CheckResult], width: int = 100) -> str:
     """Fixed-width table: check, case, outcome, quantity, measured, tolerance.
 
-    Measured and tolerance carry their unit; skipped rows show the reason in
-    the quantity column. Columns are truncated so that every line fits in
+    Measured and tolerance carry their unit; skipped and not-run rows show the
+    reason in the quantity column. Columns are truncated so that every line fits in
     ``width`` characters.
     """
     rows = [("check", "case", "outcome", "quantity", "measured", "tolerance")]
     for r in results:
         outcome = r.outcome if r.ok else r.outcome.upper()
-        quantity = r.quantity if r.status != "skipped" else r.message.split("\n")[0]
+        quantity = r.quantity if r.status not in ("skipped", "not run") else r.message.split("\n")[0]
         rows.append((r.check, r.case, outcome, quantity, with_unit(r.measured, r.unit),
                      with_unit(r.tolerance, r.unit)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(6)]

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("passed", "failed", "skipped", "error")
-OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed", "skipped")
+STATUSES = ("passed", "failed", "skipped", "error", "not run")
+OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed", "skipped", "not run")
 #: Severity of a check or of one measured field, as OpenKIM's test categories:
 #: ``mandatory`` physics every potential must obey (symmetries, conservation,
 #: continuity of E and F), ``consistency`` agreement a sound implementation has
@@ -32,7 +32,9 @@ class CheckResult:
         Check name (``rotation_invariance``), case name (``bulk_Cu_fcc``) and
         check family (``symmetry``).
     status : str
-        One of ``passed``, ``failed``, ``skipped``, ``error``.
+        One of ``passed``, ``failed``, ``skipped``, ``error``, or ``not run``
+        (selected, but the run ended before it: interrupted, stopped early;
+        ``message`` says why).
     measured : float or None
         The measured violation in ``unit`` (for several fields: the field whose
         ratio measured/tolerance is largest).

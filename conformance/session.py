@@ -32,6 +32,12 @@ class Session:
     cases : list of Case
     tolerances : Tolerances
     items : list of (CheckSpec, Case)
+    worker : ModelWorker or None
+        With isolation (:mod:`conformance.isolation`), the worker process that
+        runs the items; None: they run in this process.
+    probed : bool
+        Whether the classes of structure were probed in this process
+        (:func:`probe_classes`; done before the first item runs here).
     """
 
     config: RunConfig
@@ -41,10 +47,17 @@ class Session:
     items: list
     report_dir: Path | None = None
     results: list = field(default_factory=list)
+    worker: Any = None
+    probed: bool = False
 
     def run_item(self, spec: CheckSpec, case: Case, progress=None) -> CheckResult:
-        result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir,
-                           progress)
+        """Run one item, in the model worker when there is one."""
+        if self.worker is not None:
+            result = self.worker.run(spec, case, progress)
+        else:
+            self.probe()
+            result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir,
+                               progress)
         result.xfail = self.xfail_reason(spec, case)
         self.results.append(result)
         return result
@@ -53,11 +66,27 @@ class Session:
         """Run every item; returns a :class:`~conformance.report.Report`."""
         from .report import Report
 
-        for spec, case in self.items:
-            result = self.run_item(spec, case)
-            if progress is not None:
-                progress(result)
+        try:
+            for spec, case in self.items:
+                result = self.run_item(spec, case)
+                if progress is not None:
+                    progress(result)
+        finally:
+            self.close()
         return Report(self.results, metadata(self))
+
+    def probe(self) -> None:
+        """Probe the classes of structure (model calls), once, if any item needs it."""
+        if self.probed:
+            return
+        self.probed = True
+        if any(case.kind == "support" for case in self.cases):
+            probe_classes(self.model, [c for c in self.cases if c.kind not in ("data", "support")])
+
+    def close(self) -> None:
+        """Stop the model worker, if any (a later item starts a new one)."""
+        if self.worker is not None:
+            self.worker.close()
 
     def xfail_reason(self, spec: CheckSpec, case: Case) -> str | None:
         """Reason if ``check`` or ``check[case]`` is declared a known failure."""
@@ -90,14 +119,24 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
                  probe: bool = True) -> Session:
     """Load the model, build cases and items for ``config``.
 
-    ``probe=False`` leaves out the probe of the classes of structure (model calls):
-    for a process that only collects items while another process runs them.
+    ``probe=False`` leaves out the probe of the classes of structure (model calls)
+    here: for a process that only collects items while another process runs them;
+    should it run items itself, it probes before the first.
+
+    With ``config.isolate`` the items run in a model worker process
+    (:mod:`conformance.isolation`, started on the first item), which loads the
+    model from ``config.model`` itself and probes there: this process makes no
+    model call.
 
     Raises
     ------
     adapters.SpecError, ConfigError, ValueError
         With a message for the user (bad spec, no species, unknown check...).
     """
+    if config.isolate and calc is not None:
+        raise ConfigError("isolate=True runs the model in a worker process that loads it from a "
+                          "spec: pass the model as a spec string (e.g. 'mypkg.models:make_calculator'), "
+                          "not as a calculator object")
     validate_names(config)
     model = load_model(config, calc)
     species = list(model.tags.species)
@@ -120,8 +159,6 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
               and c.family not in config.skip]
     structure_cases = [c for c in cases if c.kind != "data"]
     if any(c.applies_to(case) for c in checks for case in structure_cases):
-        if probe:
-            probe_classes(model, structure_cases)
         cases.append(Case("classes", "support", Atoms(), frozenset({"support"})))
     tolerances = config.make_tolerances(model.tags.precision)
     if report_dir is None and config.report:
@@ -132,7 +169,14 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     if stale:
         raise ConfigError(f"xfail declares {stale}, but this run has no such item "
                           f"(cases: {', '.join(c.name for c in cases)})")
-    return Session(config, model, cases, tolerances, items, report_dir)
+    session = Session(config, model, cases, tolerances, items, report_dir)
+    if config.isolate:
+        from .isolation import ModelWorker, items_digest
+
+        session.worker = ModelWorker(config, items_digest(session), model.tags.species)
+    elif probe:
+        session.probe()
+    return session
 
 
 def probe_classes(model: Model, cases: list) -> None:
@@ -174,6 +218,7 @@ def metadata(session: Session) -> dict:
     import sys
 
     from . import __version__
+    from .isolation import describe_isolation
 
     versions = {"mlip-conformance": __version__, "python": sys.version.split()[0]}
     for mod in ("ase", "numpy", "scipy", "pandas", "hypothesis", "pytest", "vesin"):
@@ -204,6 +249,10 @@ def metadata(session: Session) -> dict:
         "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tolerances": session.tolerances.as_dict(),
         "cases": [c.name for c in session.cases],
-        "model_calls": session.model.n_calls,
-        "calc_seconds": session.model.calc_seconds,
+        # in a model worker the calls are made there: counted on the results it returns
+        "model_calls": (session.model.n_calls if session.worker is None
+                        else sum(r.n_calls for r in session.results)),
+        "calc_seconds": (session.model.calc_seconds if session.worker is None
+                         else sum(r.calc_seconds for r in session.results)),
+        "isolation": describe_isolation(session.worker),
     }

@@ -3,6 +3,7 @@
 import json
 import textwrap
 
+import ase.io  # noqa: F401  (imported before pytester's snapshot of sys.modules: numpy loads once)
 import pytest
 from tests.conftest import n_model_checks
 
