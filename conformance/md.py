@@ -197,6 +197,11 @@ class AuditedCalculator(Calculator):
         self.reuse = reuse
         self._boxed: Atoms | None = None  # what a periodic-only model sees, kept from step to step
 
+    @property
+    def box_cell(self) -> list | None:
+        """The fixed vacuum box (9 floats, Å) a periodic-only model sees, or None."""
+        return None if self._boxed is None else self._boxed.cell.array.ravel().tolist()
+
     def model_input(self, atoms: Atoms) -> Atoms:
         """``atoms`` as the model takes it: itself, or for a periodic-only model
         the same atoms in a vacuum box (:meth:`Model.adapt`) whose cell is fixed
@@ -311,12 +316,30 @@ def decimate(n: int, max_points: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
 
 
-def snapshot(atoms: Atoms, energy: float, forces: np.ndarray, step: int, dt_fs: float) -> Atoms:
-    """A copy of ``atoms`` carrying its energy, forces, momenta, step and time."""
+def snapshot(atoms: Atoms, energy: float, forces: np.ndarray, step: int, dt_fs: float,
+             box_cell: list | None = None) -> Atoms:
+    """A copy of ``atoms`` carrying its energy, forces, momenta, step and time, and
+    the vacuum box the model saw it in (``info["model_box"]``, 9 floats, Å) when
+    it was evaluated boxed (:meth:`AuditedCalculator.model_input`)."""
     frame = atoms.copy()
     frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces.copy())
     frame.info.update(step=step, time_fs=step * dt_fs)
+    if box_cell is not None:
+        frame.info["model_box"] = list(box_cell)
     return frame
+
+
+def as_model_saw_it(frame: Atoms) -> Atoms:
+    """``frame`` in the vacuum box the model evaluated it in during the run (the
+    same input, so a fresh evaluation differs only by what the calculator kept),
+    or the frame itself when the model saw it unboxed."""
+    box = frame.info.get("model_box")
+    if box is None:
+        return frame
+    out = frame.copy()
+    out.set_cell(np.reshape(box, (3, 3)), scale_atoms=False)
+    out.pbc = True
+    return out
 
 
 def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: str,
@@ -333,7 +356,7 @@ def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: s
     """
     if hasattr(model.calc, "reset"):
         model.calc.reset()
-    atoms.calc = AuditedCalculator(model)
+    audited = atoms.calc = AuditedCalculator(model)
     n = len(atoms)
     every = max(1, n_steps // n_frames)
     rows: dict[str, list] = {k: [] for k in ("epot", "ekin", "p", "L", "ps", "Ls", "fmax")}
@@ -357,7 +380,7 @@ def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: s
                 rows["Ls"].append(float((np.linalg.norm(r, axis=1) * np.linalg.norm(p, axis=1)).sum()))
             rows["fmax"].append(float(np.sqrt((forces * forces).sum(axis=1)).max()) if n else 0.0)
             if step % every == 0:
-                run.frames.append(snapshot(atoms, energy, forces, step, dt_fs))
+                run.frames.append(snapshot(atoms, energy, forces, step, dt_fs, audited.box_cell))
             if progress is not None:
                 progress(step + 1, n_steps + 1, label.split(",")[0])
             if monitor is not None:
@@ -371,7 +394,7 @@ def run_md(model: Model, atoms: Atoms, dyn, n_steps: int, dt_fs: float, label: s
         run.event = Event("model error", failed, failed * dt_fs, str(exc))
         step = failed - 1
     if run.frames and run.frames[-1].info["step"] != step and rows["epot"]:
-        run.frames.append(snapshot(atoms, energy, forces, step, dt_fs))
+        run.frames.append(snapshot(atoms, energy, forces, step, dt_fs, audited.box_cell))
     m = len(rows["epot"])
     run.time_fs = np.arange(m) * dt_fs
     run.epot = np.asarray(rows["epot"], dtype=float)

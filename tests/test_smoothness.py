@@ -27,9 +27,10 @@ EMT_LIST_CUTOFF = 5.876798323827276  # ASE EMT: rc + 0.5 Å with rc = β s0(Au) 
 @pytest.mark.parametrize("calc", CORRECT, ids=IDS)
 def test_correct_models_pass_every_smoothness_item(calc):
     report = audit(calc, species=["Cu", "Au"], checks=SMOOTHNESS)
-    # dimer (once per model), trimer, strain and crossing on both bulk cases
+    # dimer (once per model), trimer, strain and crossing on both bulk cases, compression on
+    # both bulk cases and the cluster
     assert sorted(report.df["check"]) == sorted(["dimer_curve", "trimer_angle"] + 2 * ["strain_scan"]
-                                               + 2 * ["cutoff_crossing"])
+                                               + 2 * ["cutoff_crossing"] + 3 * ["compression_scan"])
     assert statuses(report) == {"passed"}, report
     dimer = report["dimer_curve[dimer_CuAu]"]
     assert set(dimer.details["pairs"]) == {"Cu-Cu", "Cu-Au", "Au-Au"}
@@ -37,7 +38,7 @@ def test_correct_models_pass_every_smoothness_item(calc):
     assert dimer.n_calls <= 3 * (N_DIMER + REFINE_CALLS) + 2 + n_detect
     # the cutoff is detected once per model (dimer_curve runs first); later items reuse it
     bounds = {"trimer_angle": N_ANGLE + REFINE_CALLS, "strain_scan": 2 * (N_STRAIN + REFINE_CALLS),
-              "cutoff_crossing": N_CROSS + REFINE_CALLS}
+              "cutoff_crossing": N_CROSS + REFINE_CALLS, "compression_scan": 45}
     for r in report.results:
         if r.check in bounds:
             assert r.n_calls <= bounds[r.check], r
@@ -104,7 +105,7 @@ def test_energy_jumps_of_1e3_to_1e2_eV_fail(rc, jump):
 
 def test_short_range_hole_fails_the_repulsion_criterion_only():
     report = audit(ShortRangeHole(), species=["Cu"], checks=SMOOTHNESS)
-    assert failed_checks(report) == {"dimer_curve"}
+    assert failed_checks(report) == {"dimer_curve", "compression_scan"}  # the hole, by both scans
     r = report["dimer_curve[dimer_Cu2]"]
     assert r.message.startswith("short-range hole depth = ")
     assert "attractive hole at short range: going inward from r = 1.6" in r.message
@@ -249,3 +250,25 @@ def test_analyse_dimer_is_a_pure_function_of_a_curve():
     assert notes[0].startswith("energy jumps by +0.0301 eV at r = 5.0")
     assert "on the 0.025 Å scan grid" in notes[0]
     assert metrics["energy_minima"] == 1 and metrics["force_sign_flips"] == 1
+
+
+def test_a_many_body_hole_under_compression_is_caught_where_the_dimer_scan_sees_none():
+    from tests.zoo.smoothness import DensityHole
+
+    report = audit(DensityHole(), species=["Cu"], checks=["compression_scan", "dimer_curve"],
+                   structure_kinds=["dimer", "cluster", "bulk"])
+    assert report["dimer_curve[dimer_Cu2]"].status == "passed"  # one neighbour never opens it
+    assert report["compression_scan[cluster_Cu13]"].status == "passed"  # 6 neighbours: barely
+    bulk = report["compression_scan[bulk_Cu_fcc]"]
+    assert bulk.status == "failed" and bulk.measured == pytest.approx(1.91, abs=0.01) and bulk.n_calls == 45
+    assert "short-range hole: compressing bulk_Cu_fcc uniformly from s = 0.762 to s = 0.713" in bulk.message
+    assert "from conformance.checks.compression import compressed" in bulk.message  # reproducer
+    ok = audit(SmoothPair(), species=["Cu"], checks=["compression_scan"], structure_kinds=["cluster", "bulk"])
+    assert statuses(ok) == {"passed"}
+    assert ok["compression_scan[bulk_Cu_fcc]"].details["wall_eV_per_atom"] == pytest.approx(21.36, abs=0.01)
+
+
+def test_compression_catches_a_pair_hole_too():
+    bulk = audit(ShortRangeHole(), species=["Cu"], checks=["compression_scan"],
+                 structure_kinds=["bulk"])["compression_scan[bulk_Cu_fcc]"]
+    assert bulk.status == "failed" and bulk.measured == pytest.approx(17.6, abs=0.1)

@@ -227,7 +227,7 @@ def fresh_comparison(model, run: md.MDRun, tol, n_frames: int = FRESH_FRAMES) ->
     worst: dict = {}
     for frame in (frames[i] for i in picks):
         used = {"energy": frame.calc.results["energy"], "forces": frame.calc.results["forces"]}
-        fresh = model.evaluate(frame, ("energy", "forces"))
+        fresh = model.evaluate(md.as_model_saw_it(frame), ("energy", "forces"))
         for f in compare(fresh, used, tol, len(frame), prefix="fresh vs run: "):
             if f.name not in worst or f.ratio > worst[f.name].ratio:
                 worst[f.name] = dataclasses.replace(f, where=f"step {frame.info['step']}")

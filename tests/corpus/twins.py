@@ -22,7 +22,7 @@ class Wrapped(Calculator):
         self.inner = inner
         self.implemented_properties = [p for p in inner.implemented_properties
                                        if p in ("energy", "free_energy", "energies", "forces", "stress")]
-        for name in ("cutoff", "species"):
+        for name in ("cutoff", "species", "precision", "mlip_tags"):
             if hasattr(inner, name):
                 setattr(self, name, getattr(inner, name))
 
