@@ -426,6 +426,8 @@ def worker_main(conn, config, monitor: CallMonitor, probe: bool, where: dict) ->
         digest = items_digest(session)
         if probe:
             session.probe()
+        else:  # it crashed a worker before: the items run without its findings
+            session.probed = True
     except Exception as exc:  # a spec the parent loaded but this process cannot
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
@@ -441,13 +443,29 @@ def worker_main(conn, config, monitor: CallMonitor, probe: bool, where: dict) ->
         _, check, case_name, wants_progress = message
         spec, case = items[(check, case_name)]
         monitor.reset()
-        result = session.run_item(spec, case, progress=_progress_sender(conn) if wants_progress else None)
+        try:
+            result = session.run_item(spec, case,
+                                      progress=_progress_sender(conn) if wants_progress else None)
+        except Exception as exc:  # a bug of the suite (run_check lets it through): this item's error
+            result = _suite_error(spec, case, exc)
         session.results.clear()  # the parent keeps them
         out_of_memory = result.status == "error" and "MemoryError" in result.message
         if out_of_memory and config.memory_limit:
             result.message += (f"\n(the model worker's memory limit is {config.memory_limit:g} GB, "
                                "--mlip-memory-limit; the worker was replaced)")
         conn.send(("result", result.to_dict(), out_of_memory or _threads_left_running()))
+
+
+def _suite_error(spec, case, exc: Exception):
+    """The ``error`` result of an item whose check raised past :func:`~conformance.runner.run_check`."""
+    import traceback
+
+    from .result import CheckResult
+
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+    return CheckResult(check=spec.name, case=case.name, family=spec.family, status="error",
+                       unit=spec.unit, severity=spec.severity,
+                       message=f"check raised {type(exc).__name__}: {exc}\n{tb}")
 
 
 def _threads_left_running() -> bool:

@@ -151,7 +151,7 @@ class Journal:
 
     def append(self, record: dict) -> None:
         """One JSON line, on disk when this returns."""
-        self._handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        self._handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
 

@@ -198,7 +198,7 @@ def _open_journal(config, run_config, session) -> None:
             journal = Journal.create(path, expected, metadata)
     except JournalError as exc:
         raise pytest.UsageError(f"mlip-conformance: --mlip-resume: {exc}") from None
-    except OSError as exc:  # an unwritable folder must not stop the audit
+    except (OSError, TypeError, ValueError) as exc:  # an unwritable folder must not stop the audit
         error = f"no journal (the run cannot be resumed): {exc}"
     ledger = Ledger(metadata, run_config.report, journal)
     ledger.journal_error = error
@@ -544,4 +544,5 @@ def _base_metadata(run_config, session) -> dict:
               "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     md["model"] = run_config.model
     md["version"] = __version__
+    md["isolation"] = {"isolated": bool(run_config.isolate)}  # counts: serial runs, at the end
     return md

@@ -38,7 +38,11 @@ def test_help_lists_every_option_with_metavar(pytester):
         "*--mlip-precision=DTYPE*",
         "*--mlip-report=PATH*",
         "*--mlip-seed=INT*",
+        "*--mlip-isolate=yes|no*",
+        "*run the model in a worker process, so that a crash, an*",
+        "*--mlip-memory-limit=GB*",
         "*--mlip-md-long*",
+        "*--mlip-resume*resume an interrupted audit from its journal*",
     ])
 
 
@@ -193,6 +197,10 @@ def test_xdist_gives_the_same_report(pytester):
     assert meta[0]["model_calls"] == meta[1]["model_calls"] > 0
     assert meta[1]["calc_seconds"] > 0 and all(r["calc_seconds"] >= 0 for r in parallel)
     assert sum(r["calc_seconds"] for r in parallel) == pytest.approx(meta[1]["calc_seconds"])
+    # the controller journals every item the xdist workers ran
+    journal = (pytester.path / "parallel.json.journal.jsonl").read_text().splitlines()
+    items = sorted(json.loads(line)["item"] for line in journal if line.startswith('{"item"'))
+    assert items == sorted(f"{r['check']}[{r['case']}]" for r in parallel) and len(items) == 11
 
 
 @pytest.mark.parametrize("args, match", [

@@ -173,3 +173,22 @@ class SlowPair(SmoothPair):
                 handle.write(f"{structure_kind(atoms)} {os.getpid()}\n")
         time.sleep(self.seconds)
         super().calculate(atoms, properties, system_changes)
+
+
+class OtherInWorker(SmoothPair):
+    """Loads in the pytest process but not the same in a worker process:
+    ``raises`` there (a model that cannot be loaded twice, e.g. a GPU held by the
+    first), or declares another ``cutoff`` (items and tags would differ)."""
+
+    species = ["Cu"]
+
+    def __init__(self, mode: str = "raises", **kwargs):
+        import multiprocessing
+
+        in_worker = multiprocessing.parent_process() is not None
+        if in_worker and mode == "raises":
+            raise RuntimeError("device busy: the model is loaded in another process (simulated)")
+        super().__init__(**kwargs)
+        self.mode = mode
+        if in_worker and mode == "cutoff":
+            self.parameters.rc = 4.5
