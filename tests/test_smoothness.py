@@ -272,3 +272,17 @@ def test_compression_catches_a_pair_hole_too():
     bulk = audit(ShortRangeHole(), species=["Cu"], checks=["compression_scan"],
                  structure_kinds=["bulk"])["compression_scan[bulk_Cu_fcc]"]
     assert bulk.status == "failed" and bulk.measured == pytest.approx(17.6, abs=0.1)
+
+
+def test_a_steep_c2_switch_in_a_three_body_term_passes_and_its_hard_cut_twin_fails():
+    # the switch of the angular term is 0.5 Å wide: on the 2.2° angle grid it spans ~4 points
+    # and looks like a jump there; every suspected interval is refined, so it passes
+    from tests.zoo.smoothness import SwitchedThreeBody
+
+    report = audit(SwitchedThreeBody(), species=["Cu"], checks=SMOOTHNESS)
+    assert statuses(report) == {"passed"}, report
+    hard = SwitchedThreeBody()
+    hard.hard = True
+    r = audit(hard, species=["Cu"], checks=["trimer_angle"])["trimer_angle[trimer_Cu3]"]
+    assert r.status == "failed" and r.measured == pytest.approx(2.56, abs=0.01)
+    assert "(end-to-end 3.300 Å)" in r.message and r.details["continuity_order"] == "none"

@@ -133,3 +133,48 @@ class DensityHole(SmoothPair):
         for k in range(3):
             forces[:, k] = np.bincount(i, weights=g[:, k], minlength=n) - np.bincount(j, weights=g[:, k], minlength=n)
         return energy, forces, D.T @ g
+
+
+class SwitchedThreeBody(SmoothPair):
+    """Morse pairs plus a Stillinger-Weber-like angular term among neighbours
+    closer than ``r3`` = 3.3 Å, switched off by a C2 quintic over the last
+    0.5 Å: a correct, steep but smooth potential, exact forces and stress.
+    Each triplet (centre i, neighbours j < k) adds
+    λ (cos θ_jik + 1/3)² S(r_ij) S(r_ik) eV."""
+
+    strength = 1.5  # λ, eV
+    r3 = 3.3        # Å, cutoff of the angular term
+    width = 0.5     # Å, its switch
+    hard = False    # True: the angular term is cut at r3 without switch (the broken twin)
+
+    def _switch(self, d):
+        if self.hard:
+            return (d < self.r3).astype(float), np.zeros_like(d)
+        return quintic_switch(d, self.r3 - self.width, self.r3)
+
+    def extra(self, atoms, i, j, D, d):
+        n = len(atoms)
+        near = d < self.r3
+        i, j, D, d = i[near], j[near], D[near], d[near]
+        s, ds = self._switch(d)
+        energy, forces, virial = 0.0, np.zeros((n, 3)), np.zeros((3, 3))
+        for centre in range(n):
+            mine = np.flatnonzero(i == centre)
+            a, b = np.triu_indices(len(mine), k=1)
+            if not len(a):
+                continue
+            p, q = mine[a], mine[b]
+            u, v, du, dv = D[p], D[q], d[p], d[q]
+            c = (u * v).sum(axis=1) / (du * dv)
+            t = c + 1.0 / 3.0
+            sp, sq = s[p], s[q]
+            energy += self.strength * float((t * t * sp * sq).sum())
+            dc_du = v / (du * dv)[:, None] - (c / du**2)[:, None] * u
+            dc_dv = u / (du * dv)[:, None] - (c / dv**2)[:, None] * v
+            g_u = self.strength * ((2 * t * sp * sq)[:, None] * dc_du + (t * t * ds[p] * sq / du)[:, None] * u)
+            g_v = self.strength * ((2 * t * sp * sq)[:, None] * dc_dv + (t * t * sp * ds[q] / dv)[:, None] * v)
+            np.add.at(forces, j[p], -g_u)
+            np.add.at(forces, j[q], -g_v)
+            forces[centre] += g_u.sum(axis=0) + g_v.sum(axis=0)
+            virial += u.T @ g_u + v.T @ g_v
+        return energy, forces, virial
