@@ -40,8 +40,10 @@ def test_axes_of_the_shipped_frames(shipped):
 
 
 def test_every_shipped_frame_falls_in_a_plan_cell_and_the_full_set_covers_the_plan(shipped):
+    from reference_models import data
+
     structures, _ = shipped
-    report = sampling_coverage(structures)
+    report = sampling_coverage(structures, plan=data.PLAN)
     assert report.unplanned_train == []
     cells = report.cells
     assert len(cells) > 40 and cells["cell"].is_unique
@@ -50,11 +52,13 @@ def test_every_shipped_frame_falls_in_a_plan_cell_and_the_full_set_covers_the_pl
 
 
 def test_a_condition_missing_from_training_is_an_uncovered_cell(shipped):
+    from reference_models import data
+
     _, (train, test) = shipped
     gone = ("CuAu", "vacancy", 700.0)
     assert any(_condition(a) == gone for a in test)
-    before = set(sampling_coverage(train, test).uncovered["cell"])
-    report = sampling_coverage([a for a in train if _condition(a) != gone], test)
+    before = set(sampling_coverage(train, test, plan=data.PLAN).uncovered["cell"])
+    report = sampling_coverage([a for a in train if _condition(a) != gone], test, plan=data.PLAN)
     uncovered = report.uncovered.set_index("cell")
     new = set(uncovered.index) - before
     assert new == {"CuAu/vacancy/T700/xAu0.25/vac1", "CuAu/vacancy/T700/xAu0.5/vac1"}, \
@@ -88,7 +92,7 @@ def test_plan_file_and_cells_given_directly(tmp_path, shipped):
     path = tmp_path / "plan.json"
     path.write_text(data.PLAN_FILE.read_text())
     from_file = plan_cells(load_plan(path))
-    assert from_file["cell"].tolist() == plan_cells()["cell"].tolist()
+    assert from_file["cell"].tolist() == plan_cells(data.PLAN)["cell"].tolist()
     direct = [{"cell": "hot Cu", "criteria": {"system": "Cu", "temperature": [1400, 3000]}},
               {"cell": "Cu at 5000 K", "criteria": {"system": "Cu", "temperature": 5000}}]
     report = sampling_coverage(structures, plan=direct)

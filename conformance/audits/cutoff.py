@@ -159,10 +159,10 @@ def cutoff_convergence(train, test, cutoffs, *, judged: float | None = None, spe
         default the second-largest cutoff. Must be below the largest.
     species : sequence of str, optional
         Species of the descriptor (default: those present in train and test).
-    sigmas : reference_models.linear.Sigmas, optional
+    sigmas : conformance.featurize.design.Sigmas, optional
         Expected label errors defining the row weights (default ``Sigmas()``).
     lam : float
-        Relative ridge strength (as in :func:`reference_models.linear.solve`).
+        Relative ridge strength (as in :func:`conformance.featurize.ridge.solve`).
     tolerance : float
         Largest relative force-error excess counted as converged (0.10 = 10 %).
     max_train, max_test : int, optional
@@ -177,8 +177,8 @@ def cutoff_convergence(train, test, cutoffs, *, judged: float | None = None, spe
     -------
     CutoffReport
     """
-    from reference_models.descriptors import Descriptor
-    from reference_models.linear import Sigmas, design_matrix
+    from ..featurize.descriptors import Descriptor
+    from ..featurize.design import Sigmas, design_matrix
 
     train, test = _evenly(list(train), max_train), _evenly(list(test), max_test)
     if not train or not test:
@@ -240,7 +240,7 @@ def shell_columns(structures, species, r_inner: float, r_outer: float, n_functio
     r scaled to [-1, 1] over the shell, times an envelope ``h`` that rises from 0 at
     ``r_inner`` (quintic switch over the first quarter of the shell) and falls to 0
     at ``r_outer`` (over the last quarter), so the columns add no freedom inside
-    ``r_inner`` and stay C2. Rows match :func:`reference_models.linear.design_matrix`
+    ``r_inner`` and stay C2. Rows match :func:`conformance.featurize.design.design_matrix`
     (per-atom energy, 3N forces, 6 stresses for cells of rank 3 with stress labels).
 
     Returns
@@ -248,8 +248,8 @@ def shell_columns(structures, species, r_inner: float, r_outer: float, n_functio
     ndarray, shape (n_rows, P * n_functions)
         P = S (S + 1) / 2 element pairs.
     """
-    from reference_models.neighbors import neighbor_list
-    from reference_models.switching import quintic_switch
+    from ..featurize.neighbors import neighbor_list
+    from ..featurize.switching import quintic_switch
 
     s = len(species)
     pair_index = np.full((s, s), -1)
@@ -307,7 +307,7 @@ def _settings(cutoff: float) -> dict:
 
 
 def _mean_neighbours(structures, cutoff: float) -> float:
-    from reference_models.neighbors import neighbor_list
+    from ..featurize.neighbors import neighbor_list
 
     pairs = sum(len(neighbor_list(a, cutoff).i) for a in structures)
     return pairs / max(sum(len(a) for a in structures), 1)

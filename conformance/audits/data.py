@@ -84,7 +84,7 @@ def species_of(structures: Iterable) -> list[str]:
 
 
 def check_labelled(structures, source: str = "data set", species: Sequence[str] | None = None,
-                   require: Sequence[str] = REQUIRED) -> list:
+                   require: Sequence[str] = REQUIRED, first_frame: int = 0) -> list:
     """Validate labelled structures; return copies carrying a SinglePointCalculator.
 
     Parameters
@@ -96,12 +96,14 @@ def check_labelled(structures, source: str = "data set", species: Sequence[str] 
         Species the model or descriptor knows; any other element is an error.
     require : sequence of str
         Labels every frame must have (default energy and forces).
+    first_frame : int
+        Frame number of the first structure in ``source`` (messages count from it).
 
     Returns
     -------
     list of ase.Atoms
         Fresh copies (the input is not modified) whose ``calc.results`` hold the
-        labels, so :mod:`reference_models.linear` can read them.
+        labels, so the design matrix (:mod:`conformance.featurize.design`) can read them.
 
     Raises
     ------
@@ -116,7 +118,7 @@ def check_labelled(structures, source: str = "data set", species: Sequence[str] 
         raise DataError(f"{source}: no structures (empty data set)")
     out, missing, bad_species, nonfinite = [], {}, {}, []
     known = None if species is None else set(species)
-    for k, atoms in enumerate(structures):
+    for k, atoms in enumerate(structures, start=first_frame):
         if len(atoms) == 0:
             raise DataError(f"{source}: frame {k} has no atoms")
         lab = labels(atoms)

@@ -9,7 +9,7 @@ What is compared
 ----------------
 Every structure becomes one vector, its *structure descriptor*
 (:func:`structure_descriptors`): the atom-centred density-expansion descriptors
-``G_i`` of :mod:`reference_models.descriptors` (rotation-, translation- and
+``G_i`` of :mod:`conformance.featurize.descriptors` (rotation-, translation- and
 permutation-invariant), pooled per species of the centre atom and divided by
 the number of atoms::
 
@@ -98,7 +98,7 @@ from .data import DataError, error_summary, species_of, structure_errors
 
 __all__ = ["LEAKAGE_DESCRIPTOR", "structure_descriptors", "Whitener", "nearest_neighbours",
            "deduplicate", "train_nearest_neighbours", "LeakageReport", "mahalanobis_leakage",
-           "DUPLICATE_DISTANCE"]
+           "DUPLICATE_DISTANCE", "Moments", "leakage_from_index", "CALIBRATION_SIZE"]
 
 #: Descriptor settings of the structure descriptors (D = 173 per species, F = 346 for
 #: two species): of the settings tried on the shipped data, the one separating 1e-3 Å
@@ -108,11 +108,17 @@ LEAKAGE_DESCRIPTOR = dict(cutoff=5.5, n_radial=8, n_angular=2, l_max=2)
 #: Whitened distance below which two structures are the same structure (round-off of
 #: translated/rotated copies is ~1e-12; a 1e-3 Å rattle is >= 2e-3).
 DUPLICATE_DISTANCE = 1e-6
+#: Training structures whose leave-one-out ratios calibrate the threshold when the
+#: training set is too large to query all of them (a random sample; the 0.1 % quantile
+#: of 50 000 ratios rests on 50 of them).
+CALIBRATION_SIZE = 50_000
+#: Neighbours fetched per query of an approximate index (exact duplicates are skipped).
+NEIGHBOURS = 8
 
 
 def default_descriptor(species: Sequence[str], **overrides):
-    """The audits' :class:`~reference_models.descriptors.Descriptor` for ``species``."""
-    from reference_models.descriptors import Descriptor
+    """The audits' :class:`~conformance.featurize.descriptors.Descriptor` for ``species``."""
+    from ..featurize.descriptors import Descriptor
 
     return Descriptor(list(species), **{**LEAKAGE_DESCRIPTOR, **overrides})
 
@@ -123,7 +129,7 @@ def structure_descriptors(structures, descriptor=None, species: Sequence[str] | 
     Parameters
     ----------
     structures : sequence of ase.Atoms
-    descriptor : reference_models.descriptors.Descriptor, optional
+    descriptor : conformance.featurize.descriptors.Descriptor, optional
         Default: :data:`LEAKAGE_DESCRIPTOR` for ``species``.
     species : sequence of str, optional
         Species of the default descriptor (default: those present, by atomic number).
@@ -155,6 +161,50 @@ def structure_descriptors(structures, descriptor=None, species: Sequence[str] | 
         out[k, :s] = np.bincount(idx, minlength=s) / n
         out[k, s:] = pooled.ravel() / n
     return out
+
+
+@dataclass
+class Moments:
+    """Count, mean, centred sums of squares and largest magnitude of vectors.
+
+    Accumulated per partition (:meth:`of`) and merged (:meth:`combine`, Chan et al.'s
+    pairwise update: exact for constant columns, no cancellation), they give the
+    whitening statistics of a data set read in pieces (:meth:`Whitener.from_moments`).
+
+    Attributes
+    ----------
+    n : int
+    mean : ndarray, shape (F,)
+    m2 : ndarray, shape (F, F)
+        ``sum_k (x_k - mean)(x_k - mean)^T``.
+    absmax : ndarray, shape (F,)
+        ``max_k |x_k|`` per column.
+    """
+
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+    absmax: np.ndarray
+
+    @classmethod
+    def of(cls, x) -> "Moments":
+        """Moments of the rows of ``x`` (n, F)."""
+        x = np.asarray(x, dtype=float)
+        mean = x.mean(axis=0)
+        d = x - mean
+        return cls(len(x), mean, d.T @ d, np.abs(x).max(axis=0))
+
+    def combine(self, other: "Moments") -> "Moments":
+        """Moments of both sets of rows."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        m2 = self.m2 + other.m2 + np.outer(delta, delta) * (self.n * other.n / n)
+        return Moments(n, mean, m2, np.maximum(self.absmax, other.absmax))
 
 
 @dataclass
@@ -203,18 +253,52 @@ class Whitener:
             raise DataError(f"need at least 2 training structures to whiten, got {len(x)}")
         if not np.all(np.isfinite(x)):
             raise DataError("training descriptors contain NaN or inf")
-        mean = x.mean(axis=0)
+        moments = Moments(len(x), x.mean(axis=0), None, np.abs(x).max(axis=0))
         std = x.std(axis=0)
-        keep = std > 1e-10 * np.abs(x).max(axis=0)
+        keep = _varying(std, moments.absmax)
         scale = np.where(keep, std, 1.0)
-        z = (x[:, keep] - mean[keep]) / scale[keep]
-        n, p = z.shape
-        if p == 0:
+        z = (x[:, keep] - moments.mean[keep]) / scale[keep]
+        if z.shape[1] == 0:
             raise DataError("every descriptor column is constant on the training set "
                             "(all training structures are identical)")
-        cov = z.T @ z / n
+        cov = z.T @ z / len(x)
+        z4 = float(np.sum(np.sum(z * z, axis=1) ** 2))
+        return cls._regularised(moments.mean, scale, keep, cov, z4, len(x), shrinkage,
+                                eigenvalue_floor)
+
+    @classmethod
+    def from_moments(cls, moments: Moments, fourth, shrinkage: float | str = "ledoit-wolf",
+                     eigenvalue_floor: float = 1e-6):
+        """Whitener from accumulated :class:`Moments` (same result as :meth:`fit`).
+
+        Parameters
+        ----------
+        moments : Moments
+        fourth : callable(mean, scale, keep) -> float
+            ``sum_k |z_k|^4`` of the standardised kept columns (Ledoit-Wolf needs it;
+            e.g. :func:`fourth_moment` over the data's chunks).
+        """
+        if moments.n < 2:
+            raise DataError(f"need at least 2 training structures to whiten, got {moments.n}")
+        if not (np.all(np.isfinite(moments.mean)) and np.all(np.isfinite(moments.m2))):
+            raise DataError("training descriptors contain NaN or inf")
+        std = np.sqrt(np.maximum(np.diag(moments.m2), 0.0) / moments.n)
+        keep = _varying(std, moments.absmax)
+        if not keep.any():
+            raise DataError("every descriptor column is constant on the training set "
+                            "(all training structures are identical)")
+        scale = np.where(keep, std, 1.0)
+        cov = moments.m2[np.ix_(keep, keep)] / moments.n / np.outer(scale[keep], scale[keep])
+        z4 = float(fourth(moments.mean, scale, keep)) if shrinkage == "ledoit-wolf" else 0.0
+        return cls._regularised(moments.mean, scale, keep, cov, z4, moments.n, shrinkage,
+                                eigenvalue_floor)
+
+    @classmethod
+    def _regularised(cls, mean, scale, keep, cov, z4: float, n: int, shrinkage,
+                     eigenvalue_floor: float):
+        p = cov.shape[0]
         if shrinkage == "ledoit-wolf":
-            alpha = ledoit_wolf_shrinkage(z, cov)
+            alpha = _ledoit_wolf(cov, z4, n)
         else:
             alpha = float(shrinkage)
             if not 0.0 <= alpha <= 1.0:
@@ -261,12 +345,40 @@ def ledoit_wolf_shrinkage(z, cov=None) -> float:
     """
     n, p = z.shape
     cov = z.T @ z / n if cov is None else cov
+    return _ledoit_wolf(cov, float(np.sum(np.sum(z * z, axis=1) ** 2)), n)
+
+
+def _ledoit_wolf(cov, z4: float, n: int) -> float:
+    """Ledoit-Wolf intensity from the covariance (p, p) and ``sum_k |z_k|⁴`` of n rows."""
+    p = cov.shape[0]
     mu = np.trace(cov) / p
     d2 = float(np.sum((cov - mu * np.eye(p)) ** 2))
     if d2 <= 0.0:
         return 0.0
-    b2 = float((np.sum(np.sum(z * z, axis=1) ** 2) / n - np.sum(cov * cov)) / n)
+    b2 = float((z4 / n - np.sum(cov * cov)) / n)
     return float(min(max(b2, 0.0), d2) / d2)
+
+
+def _varying(std, absmax) -> np.ndarray:
+    """Columns that vary on the training set (relative to their magnitude)."""
+    return std > 1e-10 * absmax
+
+
+def fourth_moment(chunks):
+    """``fourth`` argument of :meth:`Whitener.from_moments` over chunks of rows.
+
+    Parameters
+    ----------
+    chunks : callable returning an iterable of ndarray (m, F)
+    """
+    def fourth(mean, scale, keep):
+        total = 0.0
+        for x in chunks():
+            z = (np.asarray(x, dtype=float)[:, keep] - mean[keep]) / scale[keep]
+            total += float(np.sum(np.sum(z * z, axis=1) ** 2))
+        return total
+
+    return fourth
 
 
 def _tree(points):
@@ -494,14 +606,17 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
                         max_ratio: float = 0.35,
                         shrinkage: float | str = "ledoit-wolf",
                         eigenvalue_floor: float = 1e-6, chunk_size: int = 16384,
-                        workers: int = -1) -> LeakageReport:
+                        workers: int = -1, index: str = "auto",
+                        exact_limit: int | None = None,
+                        calibration_size: int = CALIBRATION_SIZE,
+                        seed: int = 0) -> LeakageReport:
     """Find test structures that are (near-)copies of training structures.
 
     Parameters
     ----------
     train, test : sequence of ase.Atoms, or ndarray (n, F)
         Structures, or precomputed structure descriptors (same columns for both).
-    descriptor : reference_models.descriptors.Descriptor, optional
+    descriptor : conformance.featurize.descriptors.Descriptor, optional
         Used for structures; default :data:`LEAKAGE_DESCRIPTOR` on the species of
         train and test together.
     model : ASE calculator or conformance.model.Model, optional
@@ -520,6 +635,13 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         Queries per k-d tree call (bounds memory).
     workers : int
         Threads of the k-d tree queries (-1: all cores).
+    index : {"auto", "exact", "approximate"}
+        Nearest neighbours from a k-d tree (exact) or a faiss inverted-file index
+        (:mod:`conformance.audits.neighbours`); "auto": exact up to ``exact_limit``
+        training structures (default :data:`~conformance.audits.neighbours.EXACT_LIMIT`).
+    calibration_size, seed
+        With the approximate index: training structures (a seeded random sample) whose
+        leave-one-out ratios calibrate the threshold (see :func:`leakage_from_index`).
 
     Returns
     -------
@@ -547,6 +669,19 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         raise DataError(f"train and test descriptors differ in width: {x_train.shape[1]} vs "
                         f"{x_test.shape[1]}")
     whitener = Whitener.fit(x_train, shrinkage, eigenvalue_floor)
+    if index not in ("auto", "exact", "approximate"):
+        raise ValueError(f"index must be 'auto', 'exact' or 'approximate', got {index!r}")
+    from .neighbours import EXACT_LIMIT, build_index
+
+    limit = EXACT_LIMIT if exact_limit is None else exact_limit
+    if index == "approximate" or (index == "auto" and len(x_train) > limit):
+        chunks = lambda: (whitener.transform(x_train[k:k + 65536])  # noqa: E731
+                          for k in range(0, len(x_train), 65536))
+        ann = build_index(chunks, len(x_train), whitener.dimension, exact_limit=0, seed=seed)
+        report = leakage_from_index(ann, whitener, x_test, quantile=quantile,
+                                    min_ratio=min_ratio, max_ratio=max_ratio,
+                                    calibration_size=calibration_size, seed=seed)
+        return _with_errors(report, test_errors, model, test_structures, len(x_test))
     z_train = whitener.transform(x_train)
     tree = _tree(z_train)
     nn_all, _, calibration = train_nearest_neighbours(tree, z_train, chunk_size, workers)
@@ -573,18 +708,114 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
                               threshold_distance=threshold * nn_u[ju[idx]],
                               relative=ratio[idx] / threshold))
     pairs = pairs.sort_values(["distance", "test_index"], kind="stable").reset_index(drop=True)
-    errors = None
+    report = LeakageReport(pairs, threshold, quantile, leaked, d, j, ratio, nn_train, calibration,
+                           off, len(z_train) - len(unique), whitener, min_ratio, max_ratio)
+    return _with_errors(report, test_errors, model, test_structures, len(x_test))
+
+
+def _with_errors(report: LeakageReport, test_errors, model, test_structures, n_test: int):
+    """The report with the model's test errors on all / without leaked / leaked structures."""
     if test_errors is None and model is not None:
         if test_structures is None:
             raise ValueError("model errors need structures, not descriptor arrays; "
                              "pass test_errors instead")
         test_errors = structure_errors(model, test_structures)
     if test_errors is not None:
-        if len(test_errors) != len(x_test):
-            raise ValueError(f"test_errors has {len(test_errors)} rows for {len(x_test)} test "
+        if len(test_errors) != n_test:
+            raise ValueError(f"test_errors has {len(test_errors)} rows for {n_test} test "
                              "structures")
-        errors = error_summary(test_errors, {"all": np.ones(len(leaked), bool),
-                                             "without leaked": ~leaked, "leaked": leaked})
-    return LeakageReport(pairs, threshold, quantile, leaked, d, j, ratio, nn_train, calibration,
-                         off, len(z_train) - len(unique), whitener, min_ratio, max_ratio, errors,
-                         test_errors)
+        leaked = report.leaked
+        report.errors = error_summary(test_errors, {"all": np.ones(len(leaked), bool),
+                                                    "without leaked": ~leaked, "leaked": leaked})
+        report.test_errors = test_errors
+    return report
+
+
+def _first_beyond(dist, index, exclude, tol: float):
+    """Distance and index of the first neighbour of each row farther than ``tol`` and not in
+    ``exclude`` (n,) or (n, m); inf and -1 where none was fetched."""
+    exclude = np.asarray(exclude).reshape(len(index), -1)
+    mask = (dist > tol) & (index >= 0) & np.isfinite(dist)
+    for col in range(exclude.shape[1]):
+        mask &= index != exclude[:, col:col + 1]
+    pos = np.argmax(mask, axis=1)
+    rows = np.arange(len(index))
+    found = mask[rows, pos]
+    return (np.where(found, dist[rows, pos], np.inf), np.where(found, index[rows, pos], -1))
+
+
+def leakage_from_index(index, whitener: Whitener, x_test, *, quantile: float = 0.001,
+                       min_ratio: float = 0.25, max_ratio: float = 0.35,
+                       calibration_size: int = CALIBRATION_SIZE, seed: int = 0,
+                       neighbours: int = NEIGHBOURS, x_test_chunks=None) -> LeakageReport:
+    """Leakage from a nearest-neighbour index of the whitened training set (any size).
+
+    The same decision as :func:`mahalanobis_leakage` with the exact tree: a test
+    structure leaks when its distance to the nearest training structure ``j``,
+    relative to ``j``'s own nearest-neighbour distance, is below a low quantile of
+    the training set's leave-one-out ratios (or when it is a duplicate). Exact
+    duplicates (distance <= :data:`DUPLICATE_DISTANCE`) are skipped when looking for a
+    structure's nearest neighbour instead of being merged first; the leave-one-out
+    ratios are computed on a seeded random sample of ``calibration_size`` training
+    structures (all of them when fewer), so ``train_nn_distance`` is NaN outside the
+    sample and the test structures' neighbours, and ``train_duplicates`` is the
+    sample's count scaled to the training set.
+
+    Parameters
+    ----------
+    index : ExactIndex or ApproximateIndex
+        Index of the whitened training vectors (:mod:`conformance.audits.neighbours`).
+    whitener : Whitener
+    x_test : ndarray, shape (n_test, F)
+        Test structure descriptors (not whitened).
+    neighbours : int
+        Neighbours fetched per query (duplicates among them are skipped).
+
+    Returns
+    -------
+    LeakageReport
+    """
+    tol = DUPLICATE_DISTANCE
+    n = len(index)
+    if n < 3:
+        raise DataError(f"training set: need at least 3 distinct structures, got {n}")
+    x_test = np.asarray(x_test, dtype=float)
+    k = min(neighbours, n)
+    rng = np.random.default_rng(seed)
+    sample = (np.arange(n) if n <= calibration_size
+              else np.sort(rng.choice(n, calibration_size, replace=False)))
+    dist, idx = index.query(index.vectors(sample), k)
+    nn_i, j = _first_beyond(dist, idx, sample, tol)
+    duplicates = int(np.sum(np.any((dist <= tol) & (idx != sample[:, None]) & (idx >= 0), axis=1)))
+    ok = j >= 0
+    dist_j, idx_j = index.query(index.vectors(j[ok]), k)
+    nn_j, _ = _first_beyond(dist_j, idx_j, np.c_[j[ok], sample[ok]], tol)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        calibration = nn_i[ok] / nn_j
+    calibration = calibration[np.isfinite(calibration)]
+    if len(calibration) == 0:
+        raise DataError("training set: need at least 3 distinct structures")
+    threshold = float(np.clip(np.quantile(calibration, quantile), min_ratio, max_ratio))
+    z_test = whitener.transform(x_test)
+    d_t, i_t = index.query(z_test, k)
+    d, jt = d_t[:, 0], i_t[:, 0]
+    unique_j, inverse = np.unique(jt, return_inverse=True)
+    dist_u, idx_u = index.query(index.vectors(unique_j), k)
+    nn_u, _ = _first_beyond(dist_u, idx_u, unique_j, tol)
+    nn_t = nn_u[inverse]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = d / nn_t
+    off = whitener.off_support(x_test)
+    leaked = ((ratio < threshold) | (d <= tol)) & ~off
+    train_nn = np.full(n, np.nan)
+    train_nn[sample] = nn_i
+    train_nn[unique_j] = nn_u
+    hit = np.flatnonzero(leaked)
+    pairs = pd.DataFrame(dict(test_index=hit, train_index=jt[hit], distance=d[hit],
+                              train_nn_distance=nn_t[hit], ratio=ratio[hit],
+                              threshold_distance=threshold * nn_t[hit],
+                              relative=ratio[hit] / threshold))
+    pairs = pairs.sort_values(["distance", "test_index"], kind="stable").reset_index(drop=True)
+    estimated = int(round(duplicates * n / len(sample)))
+    return LeakageReport(pairs, threshold, quantile, leaked, d, jt, ratio, train_nn, calibration,
+                         off, estimated, whitener, min_ratio, max_ratio)

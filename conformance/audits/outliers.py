@@ -1,6 +1,6 @@
 """Influential outliers: training structures that single-handedly move the fit.
 
-The linear reference model (:mod:`reference_models.linear`) is fitted to the
+The linear reference model (:mod:`conformance.featurize.design`) is fitted to the
 training set by weighted ridge least squares: one energy row (eV/atom), 3N
 force rows (eV/Å) and, for cells of rank 3, 6 stress rows (eV/Å³) per
 structure, each row weighted by ``1/sigma`` of its kind. A structure is a
@@ -10,7 +10,7 @@ Grouped Cook's distance
 -----------------------
 With the weighted design ``X`` (rows multiplied by their weights), weighted
 labels ``y``, ``A = X^T X + Lambda`` (``Lambda``: the ridge of
-:func:`reference_models.linear.solve`, relative to ``diag(X^T X)``, not on the
+:func:`conformance.featurize.ridge.solve`, relative to ``diag(X^T X)``, not on the
 reference energies) and residuals ``e = y - X b``::
 
     D_g = (b - b_(g))^T X^T X (b - b_(g)) / (p s²)
@@ -84,15 +84,18 @@ Flags and pruning
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import scipy.stats
 
+from ..featurize.ridge import ridge_penalty
 from .data import DataError, species_of
 
 __all__ = ["FIT_DESCRIPTOR", "CooksDistance", "grouped_cooks_distance", "ridge_penalty",
-           "OutlierReport", "influential_outliers", "design_errors"]
+           "OutlierReport", "influential_outliers", "design_errors", "outlier_statistics",
+           "test_statistics", "combine_statistics", "outlier_fit", "outlier_partition",
+           "outlier_report", "stats_errors", "OutlierPartition"]
 
 #: Descriptor of the audit's linear fit (D = 211 per species, 424 parameters for Cu/Au):
 #: on the shipped EMT data its test force error (0.020 eV/Å) matches the shipped linear
@@ -103,18 +106,6 @@ KINDS = ("energy", "forces", "stress")
 #: (see the module doc for what honest data reaches).
 GROSS_Z = 25.0
 VOIGT_NAMES = ("xx", "yy", "zz", "yz", "xz", "xy")
-
-
-def ridge_penalty(xtx_diag, lam: float, n_unpenalised: int = 0) -> np.ndarray:
-    """Diagonal ridge of :func:`reference_models.linear.solve` for a given ``diag(X^T X)``.
-
-    ``lam * diag(X^T X)`` on penalised columns plus ``1e-12 * diag(X^T X)`` on all,
-    so ``(X^T X + diag(ridge)) theta = X^T y`` reproduces ``linear.solve``.
-    """
-    d = np.asarray(xtx_diag, dtype=float)
-    penalised = np.ones(len(d), dtype=bool)
-    penalised[:n_unpenalised] = False
-    return d * (lam * penalised + 1e-12)
 
 
 @dataclass
@@ -148,11 +139,6 @@ class CooksDistance:
     s2: float
     dof: float
     kinds: dict
-
-
-def _factorize(groups):
-    codes, labels = pd.factorize(pd.Series(np.asarray(groups)), sort=False)
-    return np.asarray(codes), np.asarray(labels)
 
 
 def grouped_cooks_distance(X, y, groups, *, weights=None, ridge=None, kinds=None,
@@ -192,98 +178,15 @@ def grouped_cooks_distance(X, y, groups, *, weights=None, ridge=None, kinds=None
     >>> int(result.table["cooks_distance"].idxmax())
     7
     """
+    from .influence import LinearFit, NormalStats, cooks_distance, group_influence
+
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
-    n, ncols = X.shape
-    if len(y) != n:
-        raise ValueError(f"X has {n} rows but y has {len(y)}")
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-    codes, labels = _factorize(groups)
-    kind = np.full(n, "all", dtype=object) if kinds is None else np.asarray(kinds, dtype=object)
-    xw = X * w[:, None]
-    yw = y * w
-    a = xw.T @ xw
-    used = np.diag(a) > 0          # all-zero columns (e.g. an absent species) carry nothing
-    xw, a = xw[:, used], a[np.ix_(used, used)]
-    lam = np.zeros(int(used.sum())) if ridge is None else np.asarray(ridge, dtype=float)[used]
-    try:
-        chol = np.linalg.cholesky(a + np.diag(lam))
-    except np.linalg.LinAlgError:
-        raise DataError("the least-squares problem is singular (fewer independent rows than "
-                        "parameters); add a ridge or more data") from None
-    theta_used = scipy.linalg.cho_solve((chol, True), xw.T @ yw)
-    theta = np.zeros(ncols)
-    theta[used] = theta_used
-    e = yw - xw @ theta_used
-    q = scipy.linalg.solve_triangular(chol, xw.T, lower=True).T       # (n, p)
-    h = np.einsum("ij,ij->i", q, q)
-    p_eff = float(h.sum())
-    dof = n - p_eff
-    if dof <= 0:
-        raise DataError(f"no residual degrees of freedom: {n} rows for {p_eff:.1f} effective "
-                        "parameters")
-    s2 = float(e @ e / dof)
-    kind_names = list(dict.fromkeys(kind.tolist()))
-    kind_stats, r = {}, np.empty(n)
-    for k in kind_names:
-        m = kind == k
-        pk = float(h[m].sum())
-        sk2 = float(e[m] @ e[m] / max(m.sum() - pk, 1e-12))
-        kind_stats[k] = dict(p=pk, s2=sk2, n=int(m.sum()))
-        r[m] = e[m] / np.sqrt(sk2 * np.clip(1.0 - h[m], 1e-300, None))
-    # group-wise v_g = Q_g^T (I - H_gg)^-1 e_g, batched over groups of equal size
-    order = np.argsort(codes, kind="stable")
-    n_groups = len(labels)
-    counts = np.bincount(codes, minlength=n_groups)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    v = np.zeros((n_groups, q.shape[1]))
-    singular = np.zeros(n_groups, dtype=bool)
-    for size in np.unique(counts):
-        members = np.flatnonzero(counts == size)
-        for c0 in range(0, len(members), chunk_groups):
-            gs = members[c0:c0 + chunk_groups]
-            rows = order[(starts[gs][:, None] + np.arange(size)[None, :])]       # (G, m)
-            qg = q[rows]                                                        # (G, m, p)
-            eg = e[rows]                                                        # (G, m)
-            m_mat = np.eye(size) - qg @ qg.transpose(0, 2, 1)                  # I - H_gg
-            try:    # positive definite unless a group alone determines a parameter
-                np.linalg.cholesky(m_mat)
-                u = np.linalg.solve(m_mat, eg[:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                u = np.empty_like(eg)
-                for i in range(len(gs)):   # rare: eigen-decompose to find the singular groups
-                    ev, vec = np.linalg.eigh(m_mat[i])
-                    singular[gs[i]] = ev.min() <= 1e-10
-                    u[i] = vec @ ((vec.T @ eg[i]) / np.where(ev > 1e-10, ev, np.inf))
-            v[gs] = np.einsum("gmp,gm->gp", qg, u)
-    delta = scipy.linalg.solve_triangular(chol.T, v.T, lower=False).T           # b - b_(g)
-    quad = np.einsum("gp,gp->g", v, v) - np.einsum("gp,p,gp->g", delta, lam, delta)
-    table = pd.DataFrame(dict(group=labels, n_rows=counts,
-                              leverage=np.bincount(codes, h, minlength=n_groups)))
-    table["cooks_distance"] = np.where(singular, np.inf, quad / (p_eff * s2))
-    for k in kind_names:
-        m = kind == k
-        xk = xw[m]
-        fitted_change = delta @ xk.T if m.sum() < 4 * xk.shape[1] else None
-        if fitted_change is not None:
-            qk = np.einsum("gi,gi->g", fitted_change, fitted_change)
-        else:
-            ak = xk.T @ xk
-            qk = np.einsum("gp,pq,gq->g", delta, ak, delta)
-        st = kind_stats[k]
-        denom = st["p"] * st["s2"]
-        table[f"cooks_{k}"] = np.where(singular, np.inf, qk / denom if denom > 0 else np.nan)
-    absr = np.abs(r)
-    best = np.full(n_groups, -1)
-    best_val = np.full(n_groups, -np.inf)
-    np.maximum.at(best_val, codes, absr)
-    hit = absr >= best_val[codes]
-    idx = np.flatnonzero(hit)
-    best[codes[idx[::-1]]] = idx[::-1]    # first row attaining the maximum
-    table["max_studentized"] = best_val
-    table["max_row"] = best
-    table["suspect"] = kind[best]
-    return CooksDistance(table, theta, r, h, p_eff, s2, dof, kind_stats)
+    if len(y) != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)}")
+    fit = LinearFit.from_stats(NormalStats.of(X, y, weights, kinds), ridge)
+    part = group_influence(X, y, groups, fit, weights, kinds, chunk_groups)
+    return cooks_distance(fit, [part])
 
 
 def design_errors(theta, design) -> dict:
@@ -415,20 +318,6 @@ class OutlierReport:
         return out
 
 
-def _where(design, row: int) -> str:
-    """'atom 3 y' / 'xy' / '' for a row of a linear design matrix."""
-    kind = design.row_kind[row]
-    g = design.row_structure[row]
-    first = np.searchsorted(design.row_structure, g)    # rows of a structure are contiguous
-    block = np.flatnonzero((design.row_structure == g) & (design.row_kind == kind))
-    offset = int(row - block[0]) if len(block) else int(row - first)
-    if kind == "forces":
-        return f"atom {offset // 3} {'xyz'[offset % 3]}"
-    if kind == "stress":
-        return VOIGT_NAMES[offset] if offset < 6 else ""
-    return ""
-
-
 def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam: float = 1e-8,
                          rule: str = "4/n", f_quantile: float = 0.5, alpha: float = 0.05,
                          prune: str = "gross", leverage_factor: float = 3.0,
@@ -443,12 +332,12 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
         Labelled training structures (energy, forces, optional stress).
     test : sequence of ase.Atoms, optional
         Labelled test structures: the test error before/after pruning is reported.
-    descriptor : reference_models.descriptors.Descriptor, optional
+    descriptor : conformance.featurize.descriptors.Descriptor, optional
         Default :data:`FIT_DESCRIPTOR` on the species of train (and test).
-    sigmas : reference_models.linear.Sigmas, optional
+    sigmas : conformance.featurize.design.Sigmas, optional
         Expected label errors defining the row weights (default ``Sigmas()``).
     lam : float
-        Relative ridge strength (as in :func:`reference_models.linear.solve`).
+        Relative ridge strength (as in :func:`conformance.featurize.ridge.solve`).
     rule : {"4/n", "F"}
         Threshold of *influential* (see module doc).
     f_quantile : float
@@ -465,7 +354,7 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
         (3: the usual rule of thumb).
     gross_z : float
         Bound of a *gross* residual in robust standard deviations (see module doc).
-    design, test_design : reference_models.linear.DesignMatrix, optional
+    design, test_design : conformance.featurize.design.DesignMatrix, optional
         Precomputed design matrices (``train``/``test`` then only name the structures).
     n_species : int, optional
         Number of leading reference-energy columns (not penalised); default from
@@ -475,8 +364,8 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
     -------
     OutlierReport
     """
-    from reference_models.descriptors import Descriptor
-    from reference_models.linear import Sigmas, design_matrix
+    from ..featurize.descriptors import Descriptor
+    from ..featurize.design import Sigmas, design_matrix
 
     if rule not in ("4/n", "F"):
         raise ValueError(f"rule must be '4/n' or 'F', got {rule!r}")
@@ -497,10 +386,160 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
         test_design = design_matrix(list(test), descriptor, sigmas)
     if n_species is None:
         n_species = descriptor.n_species if descriptor is not None else _n_unpenalised(design)
-    xw = design.X * design.row_weight[:, None]
-    ridge = ridge_penalty(np.einsum("ij,ij->j", xw, xw), lam, n_species)
-    cooks = grouped_cooks_distance(design.X, design.y, design.row_structure,
-                                   weights=design.row_weight, ridge=ridge, kinds=design.row_kind)
+    fit = outlier_fit(outlier_statistics(design), lam, n_species)
+    part = outlier_partition(design, fit, len(np.unique(design.row_structure)), cap=None,
+                             rule=rule, f_quantile=f_quantile, alpha=alpha, gross_z=gross_z)
+    test_stats = None if test_design is None else test_statistics(test_design)
+    return outlier_report(fit, [part], test_stats, lam=lam, n_species=n_species, rule=rule,
+                          f_quantile=f_quantile, alpha=alpha, prune=prune,
+                          leverage_factor=leverage_factor, gross_z=gross_z)
+
+
+def outlier_statistics(design) -> "NormalStats":
+    """Pass 1 of a partition: weighted normal equations per row kind of its design rows."""
+    from .influence import NormalStats
+
+    return NormalStats.of(design.X, design.y, design.row_weight, design.row_kind)
+
+
+def test_statistics(design) -> tuple:
+    """Unweighted and weighted normal equations per kind of test design rows (for the
+    test errors of any parameters, see :func:`stats_errors`)."""
+    from .influence import NormalStats
+
+    return (NormalStats.of(design.X, design.y, None, design.row_kind),
+            NormalStats.of(design.X, design.y, design.row_weight, design.row_kind))
+
+
+def combine_statistics(parts):
+    """Sum of per-partition :func:`outlier_statistics` or :func:`test_statistics`."""
+    parts = list(parts)
+    if isinstance(parts[0], tuple):
+        return tuple(combine_statistics([p[k] for p in parts]) for k in range(len(parts[0])))
+    total = parts[0]
+    for p in parts[1:]:
+        total = total.combine(p)
+    return total
+
+
+def outlier_fit(stats, lam: float, n_species: int) -> "LinearFit":
+    """The ridge fit of :func:`conformance.featurize.ridge.solve` from summed statistics."""
+    from .influence import LinearFit
+
+    a, _ = stats.total()
+    return LinearFit.from_stats(stats, ridge_penalty(np.diag(a), lam, n_species))
+
+
+def stats_errors(theta, test_stats) -> dict:
+    """:func:`design_errors` from :func:`test_statistics` instead of the rows."""
+    unweighted, weighted = test_stats
+    out, terms = {}, []
+    for k in KINDS:
+        if k in unweighted.gram:
+            n = unweighted.rows[k]
+            out[k] = float(np.sqrt(unweighted.sse(theta, k) / n))
+            terms.append(weighted.sse(theta, k) / n)
+        else:
+            out[k] = float("nan")
+    out["loss"] = float(np.mean(terms)) if terms else float("nan")
+    return out
+
+
+@dataclass
+class OutlierPartition:
+    """Pass 2 of one partition (:func:`outlier_partition`).
+
+    Attributes
+    ----------
+    influence : conformance.audits.influence.GroupInfluence
+    row_offset : ndarray of int, shape (R,)
+        Position of every row in its structure's block of rows of its kind (atom * 3 +
+        component for forces, Voigt index for stress).
+    rows : dict structure -> (xw, yw)
+        Weighted design rows of the structures a refit may leave out (flagged on the
+        fit's provisional variances; at most ``cap`` per partition, grossest first).
+    """
+
+    influence: object
+    row_offset: np.ndarray
+    rows: dict
+
+
+def _row_offsets(structures, kinds) -> np.ndarray:
+    """Index of every row within its (structure, kind) block (rows in order)."""
+    key = pd.Series(list(zip(np.asarray(structures).tolist(), np.asarray(kinds).tolist())))
+    return key.groupby(key).cumcount().to_numpy()
+
+
+def outlier_partition(design, fit, n_structures: int, cap: int | None = 256, *,
+                      rule: str = "4/n", f_quantile: float = 0.5, alpha: float = 0.05,
+                      gross_z: float = GROSS_Z) -> OutlierPartition:
+    """Pass 2 of a partition's design rows against the fit of all partitions.
+
+    ``n_structures`` (all partitions) sets the 4/n rule of the provisional flags that
+    choose which structures' rows to keep for the refits; ``cap`` bounds them per
+    partition (None: all flagged).
+    """
+    from .influence import cooks_distance, group_influence
+
+    influence = group_influence(design.X, design.y, design.row_structure, fit,
+                                design.row_weight, design.row_kind)
+    rows = {}
+    p, n_rows = fit.p, fit.n_rows
+    if n_rows > p:
+        # provisional distances and flags with the fit's variances (relaxed bounds: the
+        # final ones use the summed residuals of every partition)
+        local = cooks_distance(fit, [influence])
+        t = local.table
+        scale = {k: local.kinds[k]["s2"] / max(fit.variance_estimate(k), 1e-300) for k in local.kinds}
+        total = t["cooks_distance"] * (local.p * local.s2) / (p * fit.variance_estimate())
+        columns = [total] + [t[f"cooks_{k}"] * (local.kinds[k]["p"] * local.kinds[k]["s2"])
+                             / max(fit.p_kind[k] * fit.variance_estimate(k), 1e-300)
+                             for k in local.kinds]
+        bound = 0.8 * (4.0 / n_structures if rule == "4/n" else
+                       float(scipy.stats.f.ppf(f_quantile, p, n_rows - p)))
+        influential = np.any(np.c_[tuple(columns)] > bound, axis=1)
+        rescaled = np.abs(local.studentized) * np.sqrt(
+            np.array([scale[k] for k in influence.row_kind]))
+        worst = pd.Series(rescaled).groupby(influence.row_group).max().to_numpy()
+        z = 0.9 * float(scipy.stats.norm.isf(alpha / (2 * n_rows)))
+        robust = _robust_z(rescaled, influence.row_kind, influence.row_group,
+                           np.arange(len(influence.labels)))
+        flagged = np.flatnonzero(influential & (worst > z))
+        flagged = flagged[np.argsort(-robust[flagged], kind="stable")]
+        if cap is not None:
+            flagged = flagged[:cap]
+        xw = design.X * design.row_weight[:, None]
+        yw = design.y * design.row_weight
+        for g in flagged:
+            label = influence.labels[g]
+            m = design.row_structure == label
+            rows[label] = (xw[m], yw[m])
+    return OutlierPartition(influence, _row_offsets(design.row_structure, design.row_kind), rows)
+
+
+def _location(kind: str, offset: int) -> str:
+    if kind == "forces":
+        return f"atom {offset // 3} {'xyz'[offset % 3]}"
+    if kind == "stress":
+        return VOIGT_NAMES[offset] if offset < 6 else ""
+    return ""
+
+
+def outlier_report(fit, parts, test_stats=None, *, lam: float, n_species: int,
+                   rule: str = "4/n", f_quantile: float = 0.5, alpha: float = 0.05,
+                   prune: str = "gross", leverage_factor: float = 3.0,
+                   gross_z: float = GROSS_Z) -> OutlierReport:
+    """Join the partitions' pass 2 into an :class:`OutlierReport` (see
+    :func:`influential_outliers` for the arguments)."""
+    from .influence import cooks_distance
+
+    parts = list(parts)
+    cooks = cooks_distance(fit, [part.influence for part in parts])
+    row_kind = np.concatenate([part.influence.row_kind for part in parts])
+    row_structure = np.concatenate([part.influence.labels[part.influence.row_group]
+                                    for part in parts])
+    row_offset = np.concatenate([part.row_offset for part in parts])
     t = cooks.table.set_index("group")
     t.index.name = "structure"
     n = len(t)
@@ -512,7 +551,7 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
             f_thresholds[f"cooks_{k}"] = float(scipy.stats.f.ppf(
                 f_quantile, max(st["p"], 1e-9), max(st["n"] - st["p"], 1e-9)))
     four_n = 4.0 / n
-    z = float(scipy.stats.norm.isf(alpha / (2 * len(design.y))))
+    z = float(scipy.stats.norm.isf(alpha / (2 * len(row_kind))))
     t["rank"] = t["cooks_distance"].rank(ascending=False, method="min").astype(int)
     for k in KINDS:
         if f"cooks_{k}" in t:
@@ -522,10 +561,10 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
     t["influential_F"] = np.any(values > np.array([f_thresholds[c] for c in columns]), axis=1)
     t["influential"] = t["influential_4n"] if rule == "4/n" else t["influential_F"]
     t["outlier"] = t["max_studentized"] > z
-    t["robust_z"] = _robust_z(cooks.studentized, design.row_kind, design.row_structure, t.index)
+    t["robust_z"] = _robust_z(cooks.studentized, row_kind, row_structure, t.index)
     t["gross"] = t["robust_z"] > gross_z
     t["flagged"] = t["influential"] & t["outlier"]
-    t["location"] = [_where(design, int(row)) for row in t["max_row"]]
+    t["location"] = [_location(row_kind[row], int(row_offset[row])) for row in t["max_row"]]
     limit = np.array([four_n if rule == "4/n" else f_thresholds[c] for c in columns])
     strength = (values / limit).max(axis=1)
     flagged_mask = t["flagged"].to_numpy()
@@ -539,20 +578,37 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
     else:
         pruned = flagged
     errors = None
-    if test_design is not None:
+    if test_stats is not None:
+        kept_rows = {k: v for part in parts for k, v in part.rows.items()}
+        missing = [k for k in pruned if k not in kept_rows]
+        if missing:
+            raise RuntimeError(f"rows of pruned structures {missing[:5]} were not kept by "
+                               "their partition; raise the cap of outlier_partition")
         rows = [dict(fit="all training structures", n_structures=n,
-                     **design_errors(cooks.theta, test_design))]
+                     **stats_errors(cooks.theta, test_stats))]
         for name, drop in (("pruned", pruned), ("all flagged removed", flagged)):
-            if name == "all flagged removed" and (prune == "flagged" or drop == pruned):
+            if name == "all flagged removed" and (prune == "flagged" or drop == pruned
+                                                  or any(k not in kept_rows for k in drop)):
                 continue
-            keep = ~np.isin(design.row_structure, drop)
-            theta = _fit(design.X[keep], design.y[keep], design.row_weight[keep], lam,
-                         n_species) if drop else cooks.theta
+            theta = _refit_without(fit, [kept_rows[k] for k in drop], lam, n_species) \
+                if drop else cooks.theta
             rows.append(dict(fit=name, n_structures=n - len(drop),
-                             **design_errors(theta, test_design)))
+                             **stats_errors(theta, test_stats)))
         errors = pd.DataFrame(rows)
     thresholds = {"4/n": four_n, "F": f_thresholds, "z": z, "gross_z": gross_z}
     return OutlierReport(t, pruned, errors, thresholds, rule, lam, cooks, flagged)
+
+
+def _refit_without(fit, dropped_rows, lam: float, n_species: int) -> np.ndarray:
+    """Parameters of the fit without some structures' weighted rows ``(xw, yw)``."""
+    from ..featurize.ridge import solve
+
+    a, b = fit.stats.total()
+    a, b = a.copy(), b.copy()
+    for xw, yw in dropped_rows:
+        a -= xw.T @ xw
+        b -= xw.T @ yw
+    return solve(a, b, lam, n_species)
 
 
 def _robust_z(studentized, kinds, structures, index, exclude: int = 3) -> np.ndarray:
@@ -580,8 +636,8 @@ def _robust_z(studentized, kinds, structures, index, exclude: int = 3) -> np.nda
 
 
 def _fit(X, y, w, lam: float, n_species: int) -> np.ndarray:
-    """Weighted ridge fit exactly as :func:`reference_models.linear.solve`."""
-    from reference_models.linear import solve
+    """Weighted ridge fit exactly as :func:`conformance.featurize.ridge.solve`."""
+    from ..featurize.ridge import solve
 
     xw = X * w[:, None]
     return solve(xw.T @ xw, xw.T @ (y * w), lam, n_species)

@@ -7,7 +7,7 @@ Two questions, two answers:
    conditions a data set should cover (temperatures, hydrostatic and shear
    strains, compositions, defects, surfaces, clusters). Every structure is
    described by a few *axes* (:func:`configuration_axes`, read from
-   ``atoms.info`` as :mod:`reference_models.data` writes it, or derived from the
+   ``atoms.info`` as the reference models' data generator writes it, or derived from the
    structure) and every plan cell is a set of criteria on those axes
    (:func:`plan_cells`). A cell without a training structure is a condition the
    model never saw; a cell with test but no training structures is one the test
@@ -136,7 +136,7 @@ def _condition_cells(cond: dict, strain_bins: int) -> list[tuple[str, dict]]:
     opt = dict(cond.get("options", {}))
     base: dict[str, Any] = {"system": cond["system"], "config_type": cond["config_type"],
                             "temperature": float(cond["temperature"])}
-    if "au_fraction" in opt:  # reference_models.data: fraction of Au in a Cu host
+    if "au_fraction" in opt:  # the reference models' plans: fraction of Au in a Cu host
         x = float(opt["au_fraction"])
         base["x_Au"] = (x - COMPOSITION_TOLERANCE, x + COMPOSITION_TOLERANCE)
     for key, value in opt.items():
@@ -182,14 +182,14 @@ def _condition_cells(cond: dict, strain_bins: int) -> list[tuple[str, dict]]:
     return cells
 
 
-def plan_cells(plan=None, strain_bins: int = 2) -> pd.DataFrame:
+def plan_cells(plan, strain_bins: int = 2) -> pd.DataFrame:
     """Cells of a configuration-sampling plan.
 
     Parameters
     ----------
-    plan : optional
-        * None: the shipped plan, :data:`reference_models.data.PLAN`;
-        * a list of :class:`reference_models.data.Condition` or of dicts with
+    plan : list or dict
+        * a list of condition objects (attributes ``system``, ``config_type``,
+          ``temperature``, ``options``, e.g. ``reference_models.data.PLAN``) or of dicts with
           ``system``, ``config_type``, ``temperature`` and ``options`` (as in
           ``plan.json``: ``au_fraction``, ``strain`` + ``size``, ``vacancies``,
           ``surface``, ``cluster``, ``pair``);
@@ -207,9 +207,8 @@ def plan_cells(plan=None, strain_bins: int = 2) -> pd.DataFrame:
         Columns ``cell`` (name) and ``criteria`` (dict axis -> value or (lo, hi)).
     """
     if plan is None:
-        from reference_models.data import PLAN
-
-        plan = PLAN
+        raise ValueError("plan_cells needs a plan (conditions, a plan.json dict or cells); "
+                         "use observed_cells for the conditions present in the data")
     if isinstance(plan, dict):
         plan = plan.get("conditions", [])
     rows = []
@@ -417,12 +416,11 @@ def sampling_coverage(train, test=None, *, plan=None, plan_source: str | None = 
         Structures (needed for the plan cells) or precomputed structure
         descriptors (extrapolation only). ``test`` is optional.
     plan : optional
-        See :func:`plan_cells`; ``"observed"`` uses the conditions present in
-        train and test (:func:`observed_cells`); None uses the shipped plan of
-        :mod:`reference_models.data`.
+        See :func:`plan_cells`; ``"observed"`` or None (the default) uses the
+        conditions present in train and test (:func:`observed_cells`).
     plan_source : str, optional
         Label of the plan in the report.
-    descriptor : reference_models.descriptors.Descriptor, optional
+    descriptor : conformance.featurize.descriptors.Descriptor, optional
         See :func:`conformance.audits.leakage.structure_descriptors`.
     quantile : float
         Quantile of within-training nearest-neighbour distances beyond which a test
@@ -456,8 +454,10 @@ def sampling_coverage(train, test=None, *, plan=None, plan_source: str | None = 
         if not train:
             raise DataError("training set: no structures (empty data set)")
     cells, unplanned_train, unplanned_test = None, [], []
+    if plan is None:
+        plan = "observed"
     source = plan_source or ("none" if arrays else "observed" if isinstance(plan, str)
-                             else "reference_models.data.PLAN" if plan is None else "plan")
+                             else "plan")
     if not arrays:
         axes_train = [configuration_axes(a) for a in train]
         axes_test = [configuration_axes(a) for a in test] if test is not None else []

@@ -90,8 +90,8 @@ def _descriptors(path: str, species):
 def _design(path: str, species):
     """Design matrix of the audit's linear fit for a data file (cached per process)."""
     def make():
-        from reference_models.descriptors import Descriptor
-        from reference_models.linear import design_matrix
+        from ..featurize.descriptors import Descriptor
+        from ..featurize.design import design_matrix
 
         descriptor = Descriptor(list(species), **_outliers.FIT_DESCRIPTOR)
         return design_matrix(_structures(path, species), descriptor)
