@@ -65,7 +65,8 @@ class RunConfig:
     report : str or None
         Report path (``.json``, ``.md``, ``.html``).
     train, test : str or None
-        Data files for the data audits.
+        Data files for the data audits: a file, comma-separated files or glob
+        patterns (extxyz shards, ASE databases), read in partitions.
     seed : int
         Seed of structures, transforms and MD.
     examples : int
@@ -101,6 +102,12 @@ class RunConfig:
     resume : bool
         Resume an interrupted pytest run from its journal
         (:mod:`conformance.journal`): items already there are not run again.
+    dask : str or None
+        Where the data audits run: the address of a running ``distributed``
+        scheduler (``tcp://host:8786``), or ``processes:N`` / ``threads:N`` for a
+        local cluster of N workers started and closed by the audit. None: a local
+        cluster (processes, one per core, for data sets of more than two
+        partitions; threads otherwise).
     """
 
     model: str | None = None
@@ -128,6 +135,7 @@ class RunConfig:
     isolate: bool | None = None
     memory_limit: float | None = None
     resume: bool = False
+    dask: str | None = None
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -209,11 +217,30 @@ def coerce(key: str, value: Any) -> Any:
             return out
         if key in ("model", "structures", "report", "train", "test"):
             return None if value in (None, "") else str(value)
+        if key == "dask":
+            return _dask_target(value)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for {key}: {value!r} ({exc})") from None
     raise ConfigError(f"unknown key {key!r}")
+
+
+def _dask_target(value: Any) -> str | None:
+    """A scheduler address, or ``processes:N`` / ``threads:N`` (N >= 1)."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    kind, _, count = text.partition(":")
+    if kind in ("processes", "threads"):
+        if not (count.isdigit() and int(count) >= 1):
+            raise ConfigError(f"dask must be an address or processes:N / threads:N with N >= 1, "
+                              f"got {value!r}")
+        return f"{kind}:{int(count)}"
+    if "://" not in text and ":" not in text:
+        raise ConfigError(f"dask must be a scheduler address (tcp://host:port) or "
+                          f"processes:N / threads:N, got {value!r}")
+    return text
 
 
 def _yes_no(key: str, value: Any) -> bool:
