@@ -40,8 +40,11 @@ def parse_item_name(name: str) -> tuple[str, str] | None:
     return check, case
 
 
-def _item_fields(name: str) -> dict:
-    """check, case, family, unit and severity of an item, from the registry."""
+def _item_fields(name: str, known: dict | None = None) -> dict:
+    """check, case, family, unit and severity of an item: from ``known`` (name ->
+    fields, e.g. from the model worker's manifest), else from the registry."""
+    if known and name in known:
+        return dict(known[name])
     from .registry import all_checks
 
     parsed = parse_item_name(name)
@@ -52,12 +55,12 @@ def _item_fields(name: str) -> dict:
     return dict(check=check, case=case, family=spec.family, unit=spec.unit, severity=spec.severity)
 
 
-def not_run_result(name: str, reason: str) -> CheckResult:
+def not_run_result(name: str, reason: str, known: dict | None = None) -> CheckResult:
     """The ``not run`` result of a selected item that never finished."""
-    return CheckResult(status="not run", message=reason, **_item_fields(name))
+    return CheckResult(status="not run", message=reason, **_item_fields(name, known))
 
 
-def crashed_item_result(name: str, text: str) -> dict:
+def crashed_item_result(name: str, text: str, known: dict | None = None) -> dict:
     """The ``error`` result (as a dict) of an item whose pytest report carries no
     result: the pytest process running it crashed (a pytest-xdist worker, with
     isolation off) or pytest failed it outside the check (setup)."""
@@ -66,16 +69,18 @@ def crashed_item_result(name: str, text: str) -> dict:
     message = (f"the pytest process running this item ended without a result: {detail}\n"
                "(with --mlip-isolate=no a crashing model takes its pytest process along; the default "
                "--mlip-isolate=yes runs the model in a worker process and names the crash)")
-    return CheckResult(status="error", message=message, **_item_fields(name)).to_dict()
+    return CheckResult(status="error", message=message, **_item_fields(name, known)).to_dict()
 
 
-def complete_results(results: dict, selected: Iterable[str], reason: str) -> list[CheckResult]:
+def complete_results(results: dict, selected: Iterable[str], reason: str,
+                     known: dict | None = None) -> list[CheckResult]:
     """A result for every selected item, in the run's order: the finished ones,
     and ``not run`` (with ``reason``) for the rest; finished items that were not
-    in ``selected`` (e.g. the model could not be loaded) come last."""
+    in ``selected`` (e.g. the model could not be loaded) come last. ``known``:
+    item name -> check, case, family, unit, severity (default: the registry)."""
     selected = list(dict.fromkeys(selected))
-    out = [CheckResult.from_dict(results[name]) if name in results else not_run_result(name, reason)
-           for name in selected]
+    out = [CheckResult.from_dict(results[name]) if name in results
+           else not_run_result(name, reason, known) for name in selected]
     extra = [results[name] for name in results if name not in set(selected)]
     out += [CheckResult.from_dict(d) for d in sorted(extra, key=lambda d: d.get("order", 0))]
     return out
@@ -106,12 +111,16 @@ class Ledger:
         Report path: rewritten (atomically) during the run and at its end.
     journal : Journal or None
         Each new result is appended to it.
+    fields : dict, optional
+        Item name -> check, case, family, unit, severity of every item of the run.
     """
 
-    def __init__(self, metadata: dict, report: str | None = None, journal=None):
+    def __init__(self, metadata: dict, report: str | None = None, journal=None,
+                 fields: dict | None = None):
         self.metadata = dict(metadata)
         self.report = report
         self.journal = journal
+        self.fields = dict(fields or {})
         self.selected: list[str] = []
         self.results: dict[str, dict] = {}
         self.resumed = 0
@@ -151,7 +160,7 @@ class Ledger:
         """The :class:`~conformance.report.Report` as it stands (``reason`` for items not run)."""
         from .report import Report
 
-        results = complete_results(self.results, self.selected, reason)
+        results = complete_results(self.results, self.selected, reason, self.fields)
         metadata = dict(self.metadata)
         metadata["model_calls"] = sum(r.n_calls for r in results)
         metadata["calc_seconds"] = sum(r.calc_seconds for r in results)  # all workers under xdist

@@ -27,9 +27,16 @@ model's tags, checked before the first item. It is started with the
 suite once; each worker is then a cheap fork of it, never a fork of a process
 with threads), else ``spawn``.
 
+In the pytest plugin the parent does not load the model at all: the worker
+opens the run and sends back a :class:`Manifest` (items, the model's declared
+species, precision and cutoff, report metadata) from which the parent builds
+its pytest items (:class:`RemoteSession`), so the model is loaded once, in the
+worker, and a model that crashes while loading costs a ``load_model`` failure,
+not the pytest process.
+
 Protocol over one pipe::
 
-    worker -> parent  ("ready", digest) | ("failed", text)        once, at start
+    worker -> parent  ("opened", Manifest) ("ready",) | ("failed", kind, type, text)   at start
     parent -> worker  ("run", check, case, wants_progress) | ("stop",)
     worker -> parent  ("progress", done, total, what)* ("result", dict, restart)
 """
@@ -46,6 +53,7 @@ import sys
 import time
 import types
 import weakref
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
@@ -64,18 +72,6 @@ def kill_after(timeout: float) -> float:
     plus a grace (1 s + half the limit) in which the worker's own alarm can
     still end a call that comes back to Python."""
     return timeout + 1.0 + 0.5 * timeout
-
-
-def warm_up() -> None:
-    """Start the fork server now: it imports the suite (:data:`PRELOAD`) in the
-    background while this process goes on (pytest collecting), so that the first
-    worker starts without that wait."""
-    if START_METHOD != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    multiprocessing.get_context(START_METHOD).set_forkserver_preload(PRELOAD)
-    forkserver.ensure_running()
 
 
 class CallMonitor:
@@ -177,6 +173,66 @@ def items_digest(session) -> str:
     return hashlib.sha256(repr((ids, sorted(tags.items()))).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class CheckRef:
+    """What the parent knows of a check: enough to name, select and report its items."""
+
+    name: str
+    family: str
+    unit: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """What the parent knows of a case."""
+
+    name: str
+    kind: str
+
+
+@dataclass
+class Manifest:
+    """A run as the worker opened it, for a parent that does not load the model.
+
+    Attributes
+    ----------
+    items : list of (CheckRef, CaseRef, xfail reason or None)
+    species, precision, cutoff
+        The model's (declared or overridden) species, precision and cutoff (Å).
+    metadata : dict
+        Report metadata of the session (:func:`conformance.session.metadata`).
+    digest : str
+        :func:`items_digest` of the worker's session.
+    """
+
+    items: list
+    species: tuple
+    precision: str
+    cutoff: float | None
+    metadata: dict
+    digest: str
+
+
+def make_manifest(session) -> Manifest:
+    """The :class:`Manifest` of a session opened in the worker."""
+    from .session import metadata
+
+    items = [(CheckRef(spec.name, spec.family, spec.unit, spec.severity), CaseRef(case.name, case.kind),
+              session.xfail_reason(spec, case)) for spec, case in session.items]
+    tags = session.model.tags
+    return Manifest(items, tuple(tags.species), tags.precision, tags.cutoff, metadata(session),
+                    items_digest(session))
+
+
+class ModelLoadError(RuntimeError):
+    """The model worker could not load the model (``type_name``: what was raised there)."""
+
+    def __init__(self, type_name: str, text: str):
+        super().__init__(text)
+        self.type_name = type_name
+
+
 def python_reproducer(config, case_name: str, species) -> str:
     """Lines of Python that evaluate the model on one case in the current process."""
     user = ""
@@ -213,24 +269,30 @@ class ModelWorker:
     ----------
     config : RunConfig
         The run; its ``model`` spec is loaded by the worker.
-    expected_digest : str
-        :func:`items_digest` of the parent's session.
+    expected_digest : str, optional
+        :func:`items_digest` of the parent's session; None: the first worker's
+        (every later worker must build the same items).
     species : tuple of str
-        The run's species (for reproducers).
+        The run's species (for reproducers; default: the manifest's).
 
     Attributes
     ----------
+    manifest : Manifest or None
+        The run as the first worker opened it.
     starts, crashes : int
-        Worker processes started; items that ended in a crash or a kill.
+        Worker processes started; crashes and kills (items, loading, probe).
     probe_crash : str or None
         Why the probe of the classes of structure could not run in the worker
         (it crashed or hung: the worker was restarted without it).
     broken : str or None
         Why no worker can run items (it could not load the model, or crashed
         while loading it twice); every item is then an ``error`` with this reason.
+    failure : tuple or None
+        (kind, exception type, text) when the worker could not open the run:
+        kind ``usage`` (a configuration mistake) or ``load``.
     """
 
-    def __init__(self, config, expected_digest: str, species=()):
+    def __init__(self, config, expected_digest: str | None = None, species=()):
         self.config = config
         self.expected_digest = expected_digest
         self.species = tuple(species)
@@ -238,10 +300,13 @@ class ModelWorker:
         self.process = None
         self.conn = None
         self.monitor: CallMonitor | None = None
+        self.opened = False
         self.ready = False
+        self.manifest: Manifest | None = None
         self.probe = True
         self.probe_crash: str | None = None
         self.broken: str | None = None
+        self.failure: tuple | None = None
         self.starts = 0
         self.crashes = 0
         _LIVE_WORKERS.add(self)
@@ -258,13 +323,19 @@ class ModelWorker:
         self.monitor = CallMonitor(self.ctx)
         where = {"cwd": os.getcwd(), "sys_path": list(sys.path), "environ": dict(os.environ),
                  "parent_pid": os.getpid()}
-        self.process = self.ctx.Process(target=worker_main, name="mlip-model-worker",
-                                        args=(child_end, self.config, self.monitor, self.probe, where))
-        with _main_module_hidden():
-            self.process.start()
-        child_end.close()
+        process = self.ctx.Process(target=worker_main, name="mlip-model-worker",
+                                   args=(child_end, self.config, self.monitor, self.probe, where))
+        try:
+            with _main_module_hidden():
+                process.start()
+        except BaseException:
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
+        self.process = process
         self.conn = parent_end
-        self.ready = False
+        self.opened = self.ready = False
         self.starts += 1
 
     def close(self) -> None:
@@ -281,7 +352,7 @@ class ModelWorker:
     def _discard(self) -> None:
         """Kill the worker (if alive) and forget it."""
         process, self.process = self.process, None
-        self.ready = False
+        self.opened = self.ready = False
         if process is None:
             return
         if process.is_alive():
@@ -322,35 +393,63 @@ class ModelWorker:
                     "interrupt)")
         return describe_exit(value, self.config.memory_limit)
 
+    def wait_opened(self) -> Manifest | None:
+        """Start the worker if needed and wait until it has loaded the model and
+        built the items; the manifest, or None (:attr:`broken` says why)."""
+        self._bring_up("opened")
+        return self.manifest if self.broken is None else None
+
     def wait_ready(self) -> str | None:
-        """Start the worker if needed and wait until it has loaded the model;
-        None when it is ready, else why no item can run (:attr:`broken`)."""
-        while self.broken is None and not self.ready:
+        """Start the worker if needed and wait until it can run items; None when
+        it can, else why no item can run (:attr:`broken`)."""
+        self._bring_up("ready")
+        return self.broken
+
+    def _bring_up(self, until: str) -> None:
+        """Start, restart and wait for workers until one has ``opened`` the run
+        or is ``ready`` (probed), or :attr:`broken` says why none will be."""
+        load_crashes = 0
+        while self.broken is None and not (self.ready or (until == "opened" and self.opened)):
             self.start()
             message = self._next_message()
-            if message[0] == "ready":
-                if message[1] != self.expected_digest:
-                    self.broken = ("the model worker built other items or tags than this process (a "
-                                   "model whose species, cutoff or precision change from one load to "
-                                   "the next?); run with --mlip-isolate=no")
+            if not self.opened:
+                if message[0] == "opened":
+                    self._opened(message[1])
+                elif message[0] == "failed":
+                    self.failure = message[1:]
+                    self.broken = f"the model worker could not load the model: {message[2]}: {message[3]}"
                     self._discard()
-                else:
-                    self.ready = True
-            elif message[0] == "failed":
-                self.broken = f"the model worker could not load the model: {message[1]}"
-                self._discard()
-            else:
-                what = self._describe(message)
-                where = self.monitor.where()
-                self.crashes += 1
-                self._discard()
-                if self.probe:  # the probe of the classes of structure: start again without it
-                    self.probe = False
-                    self.probe_crash = (f"model worker {what}, {where}, while probing the classes of "
-                                        "structure; a new worker was started without the probe")
-                else:
-                    self.broken = f"the model worker {what} while loading the model ({where})"
-        return self.broken
+                else:  # crashed or hung while loading: once more, then give up
+                    what = self._describe(message)
+                    self.crashes += 1
+                    load_crashes += 1
+                    self._discard()
+                    if load_crashes > 1 or self.manifest is None:  # never loaded: it will not
+                        self.broken = f"the model worker {what} while loading the model"
+                continue
+            if message[0] == "ready":
+                self.ready = True
+                continue
+            what, where = self._describe(message), self.monitor.where()
+            self.crashes += 1
+            self._discard()
+            self.probe = False  # the probe of the classes of structure: start again without it
+            self.probe_crash = (f"model worker {what}, {where}, while probing the classes of structure; "
+                                "a new worker was started without the probe")
+
+    def _opened(self, manifest: Manifest) -> None:
+        if self.expected_digest is None:
+            self.expected_digest = manifest.digest
+        if manifest.digest != self.expected_digest:
+            self.broken = ("the model worker built other items or tags than this process (a model "
+                           "whose species, cutoff or precision change from one load to the next?); run "
+                           "with --mlip-isolate=no")
+            self._discard()
+            return
+        self.opened = True
+        if self.manifest is None:
+            self.manifest = manifest
+            self.species = self.species or manifest.species
 
     def run(self, spec, case, progress: Callable[[int, int, str], None] | None = None):
         """Run one item in the worker; a crash or a kill becomes an ``error`` result."""
@@ -423,15 +522,16 @@ def worker_main(conn, config, monitor: CallMonitor, probe: bool, where: dict) ->
 
         session = open_session(config.replace(isolate=False), probe=False)
         session.model.monitor = monitor
-        digest = items_digest(session)
-        if probe:
-            session.probe()
-        else:  # it crashed a worker before: the items run without its findings
-            session.probed = True
-    except Exception as exc:  # a spec the parent loaded but this process cannot
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        manifest = make_manifest(session)
+    except Exception as exc:  # a configuration mistake, or a spec this process cannot load
+        conn.send(("failed", _failure_kind(exc), type(exc).__name__, str(exc)))
         return
-    conn.send(("ready", digest))
+    conn.send(("opened", manifest))
+    if probe:
+        session.probe()
+    else:  # it crashed a worker before: the items run without its findings
+        session.probed = True
+    conn.send(("ready",))
     items = {(spec.name, case.name): (spec, case) for spec, case in session.items}
     while True:
         try:
@@ -454,6 +554,18 @@ def worker_main(conn, config, monitor: CallMonitor, probe: bool, where: dict) ->
             result.message += (f"\n(the model worker's memory limit is {config.memory_limit:g} GB, "
                                "--mlip-memory-limit; the worker was replaced)")
         conn.send(("result", result.to_dict(), out_of_memory or _threads_left_running()))
+
+
+def _failure_kind(exc: Exception) -> str:
+    """``usage`` for a configuration mistake (exit 4 in pytest), ``load`` for a model
+    that cannot be loaded (a failing ``load_model`` item)."""
+    from adapters import SpecError
+
+    from .config import ConfigError
+
+    if isinstance(exc, SpecError):
+        return "load"
+    return "usage" if isinstance(exc, (ConfigError, ValueError)) else "load"
 
 
 def _suite_error(spec, case, exc: Exception):
@@ -532,6 +644,57 @@ def _limit_memory(gigabytes: float | None) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+class RemoteSession:
+    """A run opened in the model worker, seen from a parent that never loads the model.
+
+    Offers what the pytest plugin uses of a :class:`~conformance.session.Session`:
+    ``items`` (light :class:`CheckRef`, :class:`CaseRef` pairs), ``xfail_reason``,
+    ``run_item``, ``close``, plus the worker's :class:`Manifest`.
+    """
+
+    def __init__(self, config, worker: ModelWorker, manifest: Manifest):
+        self.config = config
+        self.worker = worker
+        self.manifest = manifest
+        self.items = [(check, case) for check, case, _ in manifest.items]
+        self._xfail = {(check.name, case.name): reason for check, case, reason in manifest.items}
+
+    def xfail_reason(self, spec, case) -> str | None:
+        return self._xfail.get((spec.name, case.name))
+
+    def run_item(self, spec, case, progress=None):
+        result = self.worker.run(spec, case, progress)
+        result.xfail = self.xfail_reason(spec, case)
+        return result
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def open_remote_session(config) -> RemoteSession:
+    """Start a model worker, let it open the run, and return the parent's view of it.
+
+    Raises
+    ------
+    ConfigError
+        A configuration mistake the worker found (unknown check, no species...).
+    ModelLoadError
+        The model could not be loaded there (bad spec, a factory that raises, a
+        crash while loading), with what happened.
+    """
+    from .config import ConfigError
+
+    worker = ModelWorker(config)
+    manifest = worker.wait_opened()
+    if manifest is None:
+        kind, type_name, text = worker.failure or ("load", "ModelWorkerCrash", worker.broken)
+        worker.close()
+        if kind == "usage":
+            raise ConfigError(text)
+        raise ModelLoadError(type_name, text)
+    return RemoteSession(config, worker, manifest)
 
 
 def describe_isolation(worker: ModelWorker | None) -> dict[str, Any]:

@@ -131,10 +131,6 @@ def pytest_configure(config):
         run_config = run_config.replace(report=str(Path(run_config.report).resolve()))
     run_config = run_config.replace(isolate=run_config.isolate is not False)  # on unless told no
     config.stash[_config_key] = run_config
-    if run_config.isolate and session_runs_items(config):
-        from .isolation import warm_up
-
-        warm_up()  # the worker's imports overlap with this process's
     session = _session(config)  # configuration mistakes are usage errors (exit 4), found now
     from .config import ConfigError
 
@@ -142,9 +138,6 @@ def pytest_configure(config):
         raise pytest.UsageError(f"mlip-conformance: {session}")
     if _audits(config):
         _open_journal(config, run_config, session)
-        if session_runs_items(config) and not isinstance(session, Exception) \
-                and session.worker is not None:
-            session.worker.start()  # loads the model while pytest collects
     # Collect the suite wherever pytest runs, unless the user named it already.
     named = {str(Path(a.split("::")[0]).resolve()) for a in config.args if not a.startswith("-")}
     if str(SUITE_PATH) not in named and "conformance.suite" not in config.args:
@@ -200,7 +193,11 @@ def _open_journal(config, run_config, session) -> None:
         raise pytest.UsageError(f"mlip-conformance: --mlip-resume: {exc}") from None
     except (OSError, TypeError, ValueError) as exc:  # an unwritable folder must not stop the audit
         error = f"no journal (the run cannot be resumed): {exc}"
-    ledger = Ledger(metadata, run_config.report, journal)
+    fields = {} if isinstance(session, Exception) else {
+        f"{spec.name}[{case.name}]": dict(check=spec.name, case=case.name, family=spec.family,
+                                          unit=spec.unit, severity=spec.severity)
+        for spec, case in session.items}
+    ledger = Ledger(metadata, run_config.report, journal, fields)
     ledger.journal_error = error
     config.stash[_ledger_key] = ledger
     _raise_interrupt_on_sigterm(config)
@@ -239,16 +236,35 @@ def _is_spec_error(exc) -> bool:
 
 
 def _session(config):
-    """The conformance Session of this process (opened once), or the exception."""
-    if _session_key not in config.stash:
-        from .session import open_session
+    """The conformance session of this process (opened once), or the exception.
 
-        try:  # the probe of the classes of structure runs where the items run
-            session = open_session(config.stash[_config_key], probe=False)
+    With isolation, a process that runs items gets a
+    :class:`~conformance.isolation.RemoteSession`: the model worker loads the
+    model and builds the items, this process never loads it. Otherwise (and
+    for the pytest-xdist controller, --collect-only, --help) a
+    :class:`~conformance.session.Session` in this process, whose classes of
+    structure are probed before its first item.
+    """
+    if _session_key not in config.stash:
+        run_config = config.stash[_config_key]
+        try:
+            if run_config.isolate and session_runs_items(config):
+                from .isolation import open_remote_session
+
+                session = open_remote_session(run_config)
+            else:
+                from .session import open_session
+
+                session = open_session(run_config.replace(isolate=False), probe=False)
         except Exception as exc:  # reported as a failing item, not a crash
             session = exc
         config.stash[_session_key] = session
     return config.stash[_session_key]
+
+
+def _model_facts(session):
+    """What the header shows of the model: species, precision, cutoff (Session or RemoteSession)."""
+    return session.manifest if hasattr(session, "manifest") else session.model.tags
 
 
 def pytest_report_header(config):
@@ -258,12 +274,12 @@ def pytest_report_header(config):
     session = _session(config)
     if isinstance(session, Exception):
         return f"mlip-conformance: model={run_config.model} (could not be loaded, see load_model)"
-    tags = session.model.tags
+    tags = _model_facts(session)
     cutoff = f"{tags.cutoff:g} Å" if tags.cutoff else "undeclared (detected by the smoothness scans)"
     lines = [f"mlip-conformance: model={run_config.model} species={','.join(tags.species)} "
              f"precision={tags.precision} cutoff={cutoff} seed={run_config.seed} "
              f"items={len(session.items)}"]
-    where = ("a worker process per pytest process" if session.worker is not None
+    where = ("a worker process per pytest process" if run_config.isolate
              else "the pytest process (--mlip-isolate=no)")
     limits = []
     if run_config.timeout:
@@ -395,7 +411,7 @@ class LoadErrorItem(pytest.Item):
 
     def runtest(self):
         run_config = self.config.stash[_config_key]
-        message = f"{type(self.error).__name__}: {self.error}"
+        message = f"{getattr(self.error, 'type_name', type(self.error).__name__)}: {self.error}"
         data = {"check": "load_model", "case": run_config.model or "", "family": "setup",
                 "status": "error", "measured": None, "tolerance": None, "unit": "", "n_calls": 0,
                 "message": message, "details": {}, "order": -1}
@@ -452,7 +468,7 @@ class AuditRecorder:
         if data is not None:
             ledger.record(name, data)
         elif report.failed:  # no result: its pytest process crashed (xdist), or setup failed
-            ledger.record(name, crashed_item_result(name, str(report.longrepr)))
+            ledger.record(name, crashed_item_result(name, str(report.longrepr), ledger.fields))
 
     def pytest_sessionfinish(self, session, exitstatus):
         from .accounting import not_run_reason
@@ -532,7 +548,9 @@ def _base_metadata(run_config, session) -> dict:
 
     from . import __version__
 
-    if not isinstance(session, Exception):
+    if hasattr(session, "manifest"):  # opened in the model worker
+        md = dict(session.manifest.metadata)
+    elif not isinstance(session, Exception):
         from .session import metadata
 
         md = metadata(session)

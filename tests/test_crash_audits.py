@@ -76,7 +76,8 @@ def test_crashes_and_hangs_end_in_a_complete_report_with_pytests_counts(runner, 
     assert "did not come back to Python" in message["wire_Cu_fcc100"]
     assert message["alloy_CuAu_fcc"] == ("model error: model call exceeded the time limit of 0.3 s "
                                          "(32 atoms, Au16Cu16)")
-    assert message["bulk_Cu_fcc"] == "model error: model call exceeded the time limit of 0.3 s (32 atoms, Cu32)"
+    assert message["bulk_Cu_fcc"] == ("model error: model call exceeded the time limit of 0.3 s "
+                                      "(32 atoms, Cu32)")
     if xdist:  # the counts live in the xdist workers
         assert report["isolation"] == {"isolated": True}
     else:  # 4 crashes and kills, each followed by a new worker
@@ -113,6 +114,20 @@ def _gone(pid: int, within: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_a_model_that_crashes_while_loading_is_one_failing_item_with_a_report(runner):
+    """The pytest process never loads the model: the worker does, and its crash is the finding."""
+    result = runner.runpytest_subprocess("--mlip-model=tests.zoo.crashing:CrashesOnLoad",
+                                         "--mlip-report=audit.json", *QUIET)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*could not set up the conformance run*",
+        "ModelWorkerCrash: the model worker crashed: killed by signal SIGSEGV (Segmentation fault: an "
+        "invalid memory access in native code) while loading the model"])
+    report = json.loads((runner.path / "audit.json").read_text())
+    assert [(r["check"], r["status"]) for r in report["results"]] == [("load_model", "error")]
+    assert pytest_counts(report) == {"failed": 1}
 
 
 SLOW_ARGS = [SLOW, kwargs(seconds=0.25, log="calls.txt"), "--mlip-checks=net_force",
@@ -181,7 +196,8 @@ def test_xdist_without_isolation_accounts_for_crashed_workers(runner):
     """The issue's run: with isolation off a model that aborts takes pytest-xdist workers
     along; the report still holds every selected item, the crashed ones as errors."""
     result = runner.runpytest_subprocess(FAULTY, kwargs(faults={"trimer": "abort", "cluster": "abort"}),
-                                         "--mlip-checks=net_force", "--mlip-structure-kinds=dimer,trimer,cluster,bulk",
+                                         "--mlip-checks=net_force",
+                                         "--mlip-structure-kinds=dimer,trimer,cluster,bulk",
                                          "--mlip-isolate=no", "-n", "2", "--mlip-report=audit.json", *QUIET)
     outcomes = {k: v for k, v in result.parseoutcomes().items() if k != "seconds"}
     report = json.loads((runner.path / "audit.json").read_text())

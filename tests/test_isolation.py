@@ -80,7 +80,9 @@ def test_hangs_end_at_the_time_limit_in_python_and_in_native_code():
     assert "(native code the alarm cannot interrupt), during model call 1 of this item, on Cu32" in native
     assert report.metadata["isolation"]["worker_starts"] == 2  # only the native hang costs a worker
     assert kill_after(timeout) == pytest.approx(1.45)
-    assert elapsed < 20, elapsed  # 3 x 0.3 s + 1.45 s + worker starts, not 10**15 additions
+    stuck = float(native.split("did not come back to Python in ")[1].split(" s")[0])
+    assert kill_after(timeout) <= stuck < kill_after(timeout) + 10  # on time (polled every 0.2 s)
+    assert elapsed < 120, elapsed  # 3 x 0.3 s + 1.45 s + worker starts, not 10**15 additions
 
 
 def test_memory_limit_turns_an_allocation_into_a_memory_error_and_replaces_the_worker():

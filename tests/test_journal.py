@@ -82,7 +82,8 @@ def test_items_not_run_are_in_the_report_and_the_verdict_is_never_conformant():
     assert "not run: the run was interrupted" in format_table(report.results)
     assert "| conservation | 1 | 0 | 0 | 0 | 0 | 0 | 1 |" in report.to_markdown()
     crashed = CheckResult.from_dict(crashed_item_result(
-        "net_force[bulk_Cu_fcc]", "worker 'gw0' crashed while running 'mlip-conformance::net_force[bulk_Cu_fcc]'"))
+        "net_force[bulk_Cu_fcc]",
+        "worker 'gw0' crashed while running 'mlip-conformance::net_force[bulk_Cu_fcc]'"))
     errored = Report([rows[0], crashed, rows[2]])
     assert errored.verdict() == "NOT CONFORMANT: 1 errors — PARTIAL: 1 of 3 items not run"
     assert crashed.message.startswith("the pytest process running this item ended without a result: "

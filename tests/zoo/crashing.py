@@ -192,3 +192,13 @@ class OtherInWorker(SmoothPair):
         self.mode = mode
         if in_worker and mode == "cutoff":
             self.parameters.rc = 4.5
+
+
+class CrashesOnLoad(SmoothPair):
+    """Segfaults while being constructed (a broken extension module, a bad
+    checkpoint): with isolation the pytest process never loads it."""
+
+    species = ["Cu"]
+
+    def __init__(self, **kwargs):
+        segfault()
