@@ -51,8 +51,11 @@ OPTIONS = [
     ("checks", "LIST", "comma-separated check names or families to run (default: all)"),
     ("skip", "LIST", "comma-separated check names or families to leave out"),
     ("report", "PATH", "write a report: .json, .md or .html (default: none)"),
-    ("train", "FILE", "training set for the data audits (any ase.io format with energies/forces)"),
-    ("test", "FILE", "test set for the data audits"),
+    ("train", "FILE", "training set for the data audits: a file, comma-separated files or glob "
+                      "patterns (extxyz shards, ASE databases; energies and forces)"),
+    ("test", "FILE", "test set for the data audits (files or patterns as for --mlip-train)"),
+    ("dask", "ADDRESS", "where the data audits run: a distributed scheduler (tcp://host:8786) "
+                        "or processes:N / threads:N (default: a local cluster, one worker per core)"),
     ("cutoffs", "LIST", "cutoff radii in Å for the optional cutoff_convergence data audit, "
                         "e.g. 4,5,6,7 (default: not run)"),
     ("seed", "INT", "seed of structures, transforms and MD (default: 0)"),
