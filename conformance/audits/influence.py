@@ -244,7 +244,7 @@ def group_influence(X, y, groups, fit: LinearFit, weights=None, kinds=None,
                           quad_kind, singular, e, h, kind, codes)
 
 
-def cooks_distance(fit: LinearFit, parts) -> "CooksDistance":
+def cooks_distance(fit: LinearFit, parts):
     """Join the partitions' :class:`GroupInfluence` into a
     :class:`~conformance.audits.outliers.CooksDistance` (groups in partition order)."""
     from .outliers import CooksDistance

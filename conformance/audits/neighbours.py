@@ -68,7 +68,7 @@ class ApproximateIndex:
     training_sample : ndarray, shape (m, dimension)
         Vectors the k-means cells are trained on (a random sample of the data).
     n_cells : int, optional
-        k-means cells (default ``clip(4 sqrt(n), 16, 4096)`` for ``n`` expected points).
+        k-means cells (default ``clip(sqrt(n), 16, 2048)`` for ``n`` expected points).
     nprobe : int
         Cells searched per query.
     threads : int
@@ -78,14 +78,14 @@ class ApproximateIndex:
     exact = False
 
     def __init__(self, dimension: int, training_sample, expected: int, n_cells: int | None = None,
-                 nprobe: int = 24, threads: int = 0, seed: int = 0):
+                 nprobe: int = 8, threads: int = 0, seed: int = 0):
         import faiss
 
         if threads:
             faiss.omp_set_num_threads(int(threads))
         sample = np.ascontiguousarray(training_sample, dtype=np.float32)
         if n_cells is None:
-            n_cells = int(np.clip(4 * np.sqrt(expected), 16, 4096))
+            n_cells = int(np.clip(np.sqrt(expected), 16, 2048))
         n_cells = max(1, min(n_cells, len(sample) // 39))   # faiss wants 39 points per cell
         self.quantizer = faiss.IndexFlatL2(dimension)
         self.index = faiss.IndexIVFFlat(self.quantizer, dimension, n_cells)
@@ -127,7 +127,7 @@ class ApproximateIndex:
 
 
 def build_index(chunks, n: int, dimension: int, exact_limit: int = EXACT_LIMIT,
-                seed: int = 0, threads: int = 0, nprobe: int = 24):
+                seed: int = 0, threads: int = 0, nprobe: int = 8):
     """Exact index for ``n <= exact_limit`` points, else an approximate one.
 
     Parameters
@@ -141,7 +141,7 @@ def build_index(chunks, n: int, dimension: int, exact_limit: int = EXACT_LIMIT,
     if n <= exact_limit:
         return ExactIndex(np.concatenate(list(chunks())))
     rng = np.random.default_rng(seed)
-    fraction = min(1.0, 64 * 4096 / n)
+    fraction = min(1.0, 40 * np.clip(np.sqrt(n), 16, 2048) / n)
     sample = np.concatenate([c[rng.random(len(c)) < fraction] for c in chunks()])
     index = ApproximateIndex(dimension, sample, n, nprobe=nprobe, threads=threads, seed=seed)
     for chunk in chunks():

@@ -101,6 +101,14 @@ __all__ = ["FIT_DESCRIPTOR", "CooksDistance", "grouped_cooks_distance", "ridge_p
 #: on the shipped EMT data its test force error (0.020 eV/Å) matches the shipped linear
 #: model (D = 480) at a third of the cost of the design matrix.
 FIT_DESCRIPTOR = dict(cutoff=5.5, n_radial=8, n_angular=1, l_max=1, n_cubic=3)
+#: The surrogate of training sets above :data:`SCALE_LIMIT` structures (D = 30 per
+#: species, 62 parameters for two): the exact Jacobian of the force rows costs ~15 ms
+#: per 5-atom cell with :data:`FIT_DESCRIPTOR` and ~1.5 ms with this one, which still
+#: separates corrupted labels (+1 eV, 3 eV/Å on one component) from honest EMT data at
+#: 10^6 structures (``benchmarks/bench_scale.py``).
+SCALE_FIT_DESCRIPTOR = dict(cutoff=4.0, n_radial=3, n_angular=1, l_max=1, n_cubic=0)
+#: Training structures above which the data-audit engine fits :data:`SCALE_FIT_DESCRIPTOR`.
+SCALE_LIMIT = 50_000
 KINDS = ("energy", "forces", "stress")
 #: A gross label error: a residual beyond this many robust standard deviations of its kind
 #: (see the module doc for what honest data reaches).
@@ -395,7 +403,7 @@ def influential_outliers(train, test=None, *, descriptor=None, sigmas=None, lam:
                           leverage_factor=leverage_factor, gross_z=gross_z)
 
 
-def outlier_statistics(design) -> "NormalStats":
+def outlier_statistics(design):
     """Pass 1 of a partition: weighted normal equations per row kind of its design rows."""
     from .influence import NormalStats
 
@@ -422,7 +430,7 @@ def combine_statistics(parts):
     return total
 
 
-def outlier_fit(stats, lam: float, n_species: int) -> "LinearFit":
+def outlier_fit(stats, lam: float, n_species: int):
     """The ridge fit of :func:`conformance.featurize.ridge.solve` from summed statistics."""
     from .influence import LinearFit
 

@@ -50,7 +50,7 @@ from .leakage import (Whitener, _as_descriptors, _tree, default_descriptor, near
                       train_nearest_neighbours)
 
 __all__ = ["configuration_axes", "plan_cells", "load_plan", "observed_cells", "assign_cells",
-           "CoverageReport", "sampling_coverage"]
+           "CoverageReport", "sampling_coverage", "coverage_from_index"]
 
 #: Half-width of the composition window of a plan cell (atom fraction).
 COMPOSITION_TOLERANCE = 0.05
@@ -506,3 +506,71 @@ def sampling_coverage(train, test=None, *, plan=None, plan_source: str | None = 
                                           extrapolating=(d > threshold) | off))
     return CoverageReport(cells, unplanned_train, unplanned_test, extrapolation, threshold,
                           quantile, source)
+
+
+def coverage_from_index(index, whitener, x_test=None, *, train_groups=None,
+                        quantile: float = 0.99, calibration_size: int = 50_000,
+                        seed: int = 0, max_neighbours: int = 64) -> CoverageReport:
+    """The extrapolation part of :func:`sampling_coverage` from a nearest-neighbour index.
+
+    The within-training nearest-neighbour distances (to another group when
+    ``train_groups`` are given) are those of a seeded random sample of
+    ``calibration_size`` training structures (all of them when fewer: then, with an
+    exact index, the result is that of :func:`sampling_coverage` on arrays); with
+    groups, at most ``max_neighbours`` neighbours are searched for one of another
+    group (inf when none is found: it counts as far).
+
+    Parameters
+    ----------
+    index : ExactIndex or ApproximateIndex
+        Of the whitened training vectors (:mod:`conformance.audits.neighbours`).
+    whitener : conformance.audits.leakage.Whitener
+    x_test : ndarray, shape (n_test, F), optional
+    train_groups : sequence, optional
+        Group label of every training structure (index order).
+
+    Returns
+    -------
+    CoverageReport
+        ``cells`` None (plan cells are counted separately, see
+        :mod:`conformance.audits.engine`).
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    n = len(index)
+    rng = np.random.default_rng(seed)
+    sample = (np.arange(n) if n <= calibration_size
+              else np.sort(rng.choice(n, calibration_size, replace=False)))
+    points = index.vectors(sample)
+    if train_groups is not None:
+        codes = pd.factorize(pd.Series(list(train_groups)))[0]
+        if len(codes) != n:
+            raise ValueError(f"{len(codes)} group labels for {n} training structures")
+        k = min(n, int(np.bincount(codes).max()) + 1)
+        if not index.exact:
+            k = min(k, max_neighbours)
+        dist, idx = index.query(points, k)
+        other = (idx >= 0) & (codes[np.maximum(idx, 0)] != codes[sample][:, None])
+        first = np.argmax(other, axis=1)
+        nn_train = np.where(other.any(axis=1), dist[np.arange(len(sample)), first], np.inf)
+    else:
+        dist, idx = index.query(points, min(2, n))
+        first_is_self = idx[:, 0] == sample
+        nn_train = np.where(first_is_self, dist[:, -1], dist[:, 0])
+    threshold = float(np.quantile(nn_train, quantile))
+    columns = ["test_index", "train_index", "distance", "percentile", "ratio", "off_support",
+               "extrapolating"]
+    if x_test is None or len(x_test) == 0:
+        extrapolation = pd.DataFrame(columns=columns)
+    else:
+        x_test = np.asarray(x_test, dtype=float)
+        d, j = index.query(whitener.transform(x_test), 1)
+        d, j = d[:, 0], j[:, 0]
+        off = whitener.off_support(x_test)
+        ranked = np.sort(nn_train)
+        percentile = 100.0 * np.searchsorted(ranked, d, side="right") / len(ranked)
+        ratio = d / threshold if threshold > 0 else np.full(len(d), np.inf)
+        extrapolation = pd.DataFrame(dict(test_index=np.arange(len(d)), train_index=j, distance=d,
+                                          percentile=percentile, ratio=ratio, off_support=off,
+                                          extrapolating=(d > threshold) | off))
+    return CoverageReport(None, [], [], extrapolation, threshold, quantile, "none")

@@ -1,13 +1,15 @@
 """Data family: audits of the training and test sets behind a model.
 
 Runs when ``--mlip-train`` and/or ``--mlip-test`` (``train``/``test`` in
-``[tool.mlip-conformance]``) name labelled data files (any format ``ase.io``
-reads, with energies and forces). The session then adds one pseudo-case,
-``train_test`` (kind ``data``, an empty structure), and each check below runs
-once on it, reading the files from ``ctx.config.train``/``ctx.config.test``.
-Files are read, validated (:func:`conformance.audits.data.read_labelled`: a
-``DataError`` names the file and what is missing) and turned into descriptors
-once per process.
+``[tool.mlip-conformance]``) name labelled data: a file, comma-separated files or
+glob patterns (extxyz shards, ASE databases, any format ``ase.io`` reads, with
+energies and forces). The session then adds one pseudo-case, ``train_test`` (kind
+``data``, an empty structure), and each check below runs once on it.
+
+The data are read in partitions and audited as a Dask graph
+(:func:`conformance.audits.engine.audit_data`: a local cluster by default,
+``--mlip-dask=ADDRESS`` for a running ``distributed`` scheduler); the three audits
+share one run per process. A bad shard or frame is a ``DataError`` naming it.
 
 The checks are thin: the measuring is done by the pure functions of
 :mod:`conformance.audits`, which are also the Python API.
@@ -15,13 +17,12 @@ The checks are thin: the measuring is done by the pure functions of
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..audits import cutoff as _cutoff
 from ..audits import data as _data
-from ..audits import leakage as _leakage
-from ..audits import outliers as _outliers
+from ..audits import engine as _engine
 from ..audits import sampling as _sampling
+from ..audits import stream as _stream
 from ..model import MissingProperty, Skip
 from ..registry import check
 from ..result import Field, Verdict
@@ -56,47 +57,82 @@ CUTOFF_TRAIN, CUTOFF_TEST = 160, 60
 _CACHE: dict = {}
 
 
-def _key(kind: str, path: str, *extra):
-    p = Path(path).resolve()
+def _stamp(spec) -> tuple:
+    """Identity of the files of a data spec (paths, sizes, modification times)."""
+    if not spec:
+        return ()
     try:
-        stat = p.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        stamp = None
-    return (kind, str(p), stamp) + extra
+        files = _stream.expand_paths(spec)
+    except _data.DataError:
+        return (str(spec),)
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append((str(f.resolve()), st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
-def _cached(key, make):
-    if key not in _CACHE:
-        _CACHE[key] = make()
+#: The audit each data check reads.
+_AUDIT_OF = {"mahalanobis_leakage": "leakage", "influential_outliers": "outliers",
+             "sampling_coverage": "coverage"}
+
+
+def _wanted(config) -> tuple:
+    """Audits of the data checks this run selects (the engine computes only those)."""
+    from ..registry import select
+
+    try:
+        names = {c.name for c in select(list(config.checks) or None)}
+    except ValueError:
+        names = set(_AUDIT_OF)
+    skipped = set(config.skip)
+    if "data" in skipped:
+        return ()
+    return tuple(audit for check, audit in _AUDIT_OF.items()
+                 if check in names and check not in skipped)
+
+
+def _audit(ctx, species, needed: str):
+    """The data audit of the run's files (one per process, shared by the checks)."""
+    config = ctx.config
+    plan, source = _plan_for(ctx)
+    audits = tuple(dict.fromkeys(_wanted(config) + (needed,)))
+    key = ("audit", _stamp(config.train), _stamp(config.test), tuple(species), config.dask,
+           source)
+    cached = _CACHE.get(key)
+    if cached is None or getattr(cached, needed) is None:
+        _CACHE[key] = _engine.audit_data(config.train, config.test or None, species=species,
+                                         plan=plan, plan_source=source, dask=config.dask,
+                                         seed=config.seed, progress=ctx.progress,
+                                         audits=audits)
     return _CACHE[key]
 
 
-def _structures(path: str, species) -> list:
-    """Validated labelled structures of a data file (cached per process)."""
-    return _cached(_key("structures", path, tuple(species)),
-                   lambda: _data.read_labelled(path, species=species))
+def _test_errors(model, spec, species):
+    """Per-test-structure model errors, partition by partition (model calls here)."""
+    import pandas as pd
+
+    parts = [_data.structure_errors(model, _stream.read_partition(part, species))
+             for part in _stream.partitions(spec)]
+    return pd.concat(parts, ignore_index=True)
 
 
-def _descriptors(path: str, species):
-    """Structure descriptors (leakage settings) of a data file (cached per process)."""
-    def make():
-        descriptor = _leakage.default_descriptor(species)
-        return _leakage.structure_descriptors(_structures(path, species), descriptor)
+def _evenly(spec, species, limit: int) -> list:
+    """At most ``limit`` structures evenly spaced through a data spec (reading only the
+    partitions that hold them)."""
+    import numpy as np
 
-    return _cached(_key("descriptors", path, tuple(species)), make)
-
-
-def _design(path: str, species):
-    """Design matrix of the audit's linear fit for a data file (cached per process)."""
-    def make():
-        from ..featurize.descriptors import Descriptor
-        from ..featurize.design import design_matrix
-
-        descriptor = Descriptor(list(species), **_outliers.FIT_DESCRIPTOR)
-        return design_matrix(_structures(path, species), descriptor)
-
-    return _cached(_key("design", path, tuple(species)), make)
+    parts = _stream.partitions(spec)
+    total = sum(len(p) for p in parts)
+    wanted = (np.arange(total) if total <= limit
+              else np.linspace(0, total - 1, limit).round().astype(int))
+    out = []
+    for part in parts:
+        inside = wanted[(wanted >= part.offset) & (wanted < part.offset + len(part))]
+        if len(inside):
+            frames = _stream.read_partition(part, species)
+            out.extend(frames[k - part.offset] for k in inside)
+    return out, total
 
 
 def _species(model) -> list:
@@ -109,9 +145,9 @@ def _species(model) -> list:
 def _files(ctx) -> str:
     parts = []
     if ctx.config.train:
-        parts.append(f"train {ctx.config.train}")
+        parts.append(f"train {_stream.describe(ctx.config.train)}")
     if ctx.config.test:
-        parts.append(f"test {ctx.config.test}")
+        parts.append(f"test {_stream.describe(ctx.config.test)}")
     return ", ".join(parts)
 
 
@@ -131,16 +167,17 @@ def mahalanobis_leakage(model, case, ctx, rng):
     if not (ctx.config.train and ctx.config.test):
         raise Skip("needs both --mlip-train and --mlip-test")
     species = _species(model)
-    test = _structures(ctx.config.test, species)
-    _structures(ctx.config.train, species)
+    audit = _audit(ctx, species, "leakage")
+    report = audit.leakage
     note = ""
     try:
-        errors = _data.structure_errors(model, test)
+        errors = _test_errors(model, ctx.config.test, species)
     except MissingProperty as exc:
         errors, note = None, f"(no test errors: {exc})"
-    report = _leakage.mahalanobis_leakage(_descriptors(ctx.config.train, species),
-                                          _descriptors(ctx.config.test, species),
-                                          test_errors=errors)
+    if errors is not None:
+        from ..audits.leakage import _with_errors
+
+        report = _with_errors(report, errors, None, None, report.n_test)
     where = ""
     if report.n_leaked:
         top = report.pairs.iloc[0]
@@ -148,8 +185,10 @@ def mahalanobis_leakage(model, case, ctx, rng):
                  f"{top.distance:.2g}, {top.ratio:.2g} x its nearest-neighbour distance)")
     fields = [Field("leaked test fraction", report.leaked_fraction,
                     ctx.tol["data_leaked_fraction"], "1", where)]
-    return Verdict(fields, what=_files(ctx),
-                   details=report.to_dict(), note="\n".join(x for x in (report.summary(), note) if x))
+    details = report.to_dict()
+    details["engine"] = audit.to_dict()
+    return Verdict(fields, what=_files(ctx), details=details,
+                   note="\n".join(x for x in (report.summary(), note, audit.summary()) if x))
 
 
 @check(family="data", needs=(), cases=DATA, calls="0 (fits the linear reference model)",
@@ -171,12 +210,8 @@ def influential_outliers(model, case, ctx, rng):
     if not ctx.config.train:
         raise Skip("needs --mlip-train")
     species = _species(model)
-    train = _structures(ctx.config.train, species)
-    test = _structures(ctx.config.test, species) if ctx.config.test else None
-    report = _outliers.influential_outliers(
-        train, test, design=_design(ctx.config.train, species),
-        test_design=_design(ctx.config.test, species) if test is not None else None,
-        n_species=len(species))
+    audit = _audit(ctx, species, "outliers")
+    report = audit.outliers
     t = report.table
     where = "; ".join(
         f"training structure {k}: {t.loc[k, 'suspect']} {t.loc[k, 'location']}".rstrip()
@@ -188,6 +223,7 @@ def influential_outliers(model, case, ctx, rng):
                     ctx.tol["data_influential_outliers"], "structures", where)]
     details = report.to_dict()
     details["dominant"] = [int(k) for k in t.index[t["influential_F"] & t["outlier"]]]
+    details["engine"] = audit.to_dict()
     return Verdict(fields, what=_files(ctx), details=details, note=report.summary())
 
 
@@ -196,7 +232,7 @@ def _plan_for(ctx):
     for path in (ctx.config.train, ctx.config.test):
         if not path:
             continue
-        p = Path(path)
+        p = _stream.expand_paths(path)[0]
         for candidate in (p.with_name(p.stem + ".plan.json"), p.with_name("plan.json")):
             if candidate.is_file():
                 return _sampling.load_plan(candidate), str(candidate)
@@ -217,13 +253,9 @@ def sampling_coverage(model, case, ctx, rng):
     if not ctx.config.train:
         raise Skip("needs --mlip-train")
     species = _species(model)
-    train = _structures(ctx.config.train, species)
-    test = _structures(ctx.config.test, species) if ctx.config.test else None
-    plan, source = _plan_for(ctx)
-    descriptors = (_descriptors(ctx.config.train, species),
-                   _descriptors(ctx.config.test, species) if test is not None else None)
-    report = _sampling.sampling_coverage(train, test, plan=plan, plan_source=source,
-                                         descriptors=descriptors)
+    audit = _audit(ctx, species, "coverage")
+    report = audit.coverage
+    test = ctx.config.test
     names = report.uncovered["cell"].tolist()
     fields = [Field("uncovered plan cells", float(report.n_uncovered),
                     ctx.tol["data_uncovered_cells"], "cells",
@@ -237,6 +269,7 @@ def sampling_coverage(model, case, ctx, rng):
                             if worst is not None and worst.ratio > 2 else ""))
     details = report.to_dict()
     details["far_fraction"] = report.far_fraction()
+    details["engine"] = audit.to_dict()
     return Verdict(fields, what=_files(ctx), details=details, note=report.summary())
 
 
@@ -270,7 +303,8 @@ def cutoff_convergence(model, case, ctx, rng):
     elif judged >= cutoffs[-1]:
         raise Skip(f"no scanned cutoff beyond the model's r_c = {judged:g} Å: add a larger "
                    "one to --mlip-cutoffs")
-    train, test = _structures(ctx.config.train, species), _structures(ctx.config.test, species)
+    train, n_train = _evenly(ctx.config.train, species, CUTOFF_TRAIN)
+    test, n_test = _evenly(ctx.config.test, species, CUTOFF_TEST)
     report = _cutoff.cutoff_convergence(
         train, test, cutoffs, judged=judged, species=species,
         tolerance=ctx.tol["data_cutoff_force_excess"], max_train=CUTOFF_TRAIN,
@@ -284,7 +318,7 @@ def cutoff_convergence(model, case, ctx, rng):
     details = report.to_dict()
     details["plots"] = [report.plot(mark=judged)]
     note = report.summary()
-    if len(train) > CUTOFF_TRAIN or len(test) > CUTOFF_TEST:
-        note += (f"\n(fitted on {min(len(train), CUTOFF_TRAIN)} of {len(train)} training and "
-                 f"{min(len(test), CUTOFF_TEST)} of {len(test)} test structures, evenly spaced)")
+    if n_train > CUTOFF_TRAIN or n_test > CUTOFF_TEST:
+        note += (f"\n(fitted on {len(train)} of {n_train} training and {len(test)} of "
+                 f"{n_test} test structures, evenly spaced)")
     return Verdict(fields, what=_files(ctx), details=details, note=note)
