@@ -328,6 +328,10 @@ def test_output_sanity_names_a_short_range_hole():
             g = g + (100.0 * np.where(inside, 2.0 - d, 0.0) / d)[:, None] * D
             return e, g
 
-    r = audit(Hole(), species=SPECIES, checks=["output_sanity"]).results[0]
-    assert r.status == "failed"
-    assert "no repulsive wall (a short-range hole), not a unit mix-up" in r.message
+    report = audit(Hole(), species=SPECIES, checks=["output_sanity", "dimer_curve"], structure_kinds=["dimer"])
+    r = report["output_sanity[dimer_CuAu]"]
+    # no well: the unit windows cannot judge; the hole fails in the family that names it
+    assert r.status == "passed" and "no repulsive wall (a short-range hole), not a unit mix-up" in r.message
+    assert any(f.startswith("informational: Σr_cov / dimer r_min") for f in r.findings), r.findings
+    assert report["dimer_curve[dimer_CuAu]"].status == "failed"
+    assert "short-range hole depth" in report["dimer_curve[dimer_CuAu]"].message

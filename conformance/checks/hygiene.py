@@ -18,6 +18,7 @@ time inside the model, time limit) and turns exceptions into ``ModelError``.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import os
@@ -940,6 +941,9 @@ def output_sanity(model, case, ctx, rng):
     fields.append(Field("dimer binding energy", e_b, ctx.tol["dimer_binding_max"], "eV"))
     floor = ctx.tol["dimer_binding_min"]
     fields.append(Field(f"{floor:g} eV / binding energy", floor / e_b if e_b > 0 else np.inf, 1.0, ""))
+    lowest = int(np.argmin(scan["energy"]))
+    if lowest == 0:  # no well to read units from: a short-range hole, dimer_curve's finding
+        fields = [dataclasses.replace(f, severity="informational") for f in fields]
     # units: the force at a point on the repulsive side against -dE/dr
     ok = scan["d"] >= 0.7 * scan["r_min"]
     j = int(np.flatnonzero(ok)[np.argmax(np.abs(scan["force"][ok]))])
@@ -951,11 +955,12 @@ def output_sanity(model, case, ctx, rng):
                         "", f"r = {d1:.3g} Å"))
     notes = [f"{a}-{b}: r_min = {scan['r_min']:.3g} Å (Σr_cov = {rcov:.3g} Å), binding energy "
              f"{e_b:.4g} eV, F / (-dE/dr) = {ratio:.4g}{unit_hint(ratio)}"]
-    lowest = int(np.argmin(scan["energy"]))
     if lowest == 0:
         notes.append(f"the energy keeps falling down to the shortest distance scanned "
                      f"({scan['d'][0]:.3g} Å, E = {scan['energy'][0]:.4g} eV): no repulsive wall "
-                     "(a short-range hole), not a unit mix-up")
+                     "(a short-range hole), not a unit mix-up: without a well the distance and "
+                     "binding windows say nothing about units (reported, not failed here; "
+                     "dimer_curve judges the hole)")
     elif lowest == len(scan["d"]) - 1:
         notes.append(f"the energy keeps falling up to the longest distance scanned ({scan['d'][-1]:.3g} Å)")
     if 0 < e_b < floor:
