@@ -14,7 +14,11 @@ returning report objects with pandas DataFrames; the ``data`` check family
 * :func:`cutoff_convergence` -- test error of the linear reference fit against
   its cutoff radius (:mod:`.cutoff`; optional in the ``data`` family);
 * :func:`read_labelled` / :class:`DataError` -- reading and validating data
-  files (:mod:`.data`).
+  files (:mod:`.data`);
+* :func:`audit_data` -- the three audits on files of any size, read in partitions
+  (:mod:`.stream`) and run as a Dask graph on a local cluster or a running scheduler
+  (:mod:`.engine`; Cook's distance in two passes, :mod:`.influence`; exact and
+  approximate nearest-neighbour indexes, :mod:`.neighbours`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ _LAZY = {
     "sampling_coverage": "sampling", "CoverageReport": "sampling", "plan_cells": "sampling",
     "configuration_axes": "sampling",
     "cutoff_convergence": "cutoff", "CutoffReport": "cutoff",
+    "audit_data": "engine", "DataAudit": "engine",
+    "partitions": "stream", "read_partition": "stream", "Partition": "stream",
+    "coverage_from_index": "sampling", "leakage_from_index": "leakage",
 }
 
 __all__ = sorted(_LAZY)
