@@ -129,6 +129,21 @@ def test_the_same_graph_runs_on_a_running_distributed_scheduler(shards):
     assert remote.coverage.threshold == local.coverage.threshold
 
 
+def test_above_the_exact_limit_the_approximate_index_finds_the_same_leaks(shards):
+    folder, _, _ = shards
+    args = (str(folder / "train-*.extxyz"), str(folder / "test.extxyz"))
+    exact = audit_data(*args, species=SPECIES, dask="threads:1", audits=("leakage", "coverage"))
+    engine._DONE.clear()
+    approximate = audit_data(*args, species=SPECIES, dask="threads:1", exact_limit=10,
+                             audits=("leakage", "coverage"))
+    assert (exact.index, approximate.index) == ("exact", "approximate")
+    assert approximate.leakage.pairs["train_index"].tolist() == \
+        exact.leakage.pairs["train_index"].tolist() and exact.leakage.n_leaked == 3
+    np.testing.assert_allclose(approximate.leakage.nn_distance, exact.leakage.nn_distance,
+                               rtol=1e-4, atol=1e-5)                  # float32 index
+    assert approximate.coverage.threshold == pytest.approx(exact.coverage.threshold, rel=1e-4)
+
+
 def test_bad_shards_are_named_with_their_frames_and_good_partitions_are_kept(shards, tmp_path):
     folder, train, _ = shards
     good = _labelled(range(200, 230))

@@ -78,7 +78,7 @@ def _design_of(key, frames_of, descriptor):
 def require_dask():
     """Import ``dask`` and ``distributed``, or explain how to install them."""
     try:
-        import dask  # noqa: F401
+        import dask  # noqa: F401  (only checking that they import)
         import distributed  # noqa: F401
     except ImportError as exc:
         raise DataError("the data audits run on Dask: install it with "
@@ -137,12 +137,14 @@ class Settings:
     plan_cells: object = None          # pandas.DataFrame or None (observed conditions)
     group_key: str | None = "trajectory"
     outliers: bool = True
+    float32: bool = False              # descriptors sent to the client in float32
 
     def key(self) -> tuple:
         """Hashable identity (for the cache of finished partitions)."""
         cells = None if self.plan_cells is None else tuple(self.plan_cells["cell"])
         return (self.species, tuple(sorted(self.leakage_descriptor.items())),
-                tuple(sorted(self.fit_descriptor.items())), cells, self.group_key, self.outliers)
+                tuple(sorted(self.fit_descriptor.items())), cells, self.group_key, self.outliers,
+                self.float32)
 
 
 def _descriptors(settings: Settings):
@@ -179,7 +181,7 @@ def partition_features(part: Partition, role: str, settings: Settings) -> dict:
         except ValueError as exc:      # unknown species slipped past (no species given)
             k, _, rest = str(exc).partition(": ")
             raise DataError(f"{part.where(int(k.split()[-1]))}: {rest}") from None
-        out = dict(n=len(frames), x=x)
+        out = dict(n=len(frames), x=x.astype(np.float32) if settings.float32 else x)
         if role == "train":
             out["moments"] = Moments.of(x)
         axes = [configuration_axes(a) for a in frames]
@@ -420,12 +422,13 @@ def audit_data(train, test=None, *, species, plan=None, plan_source: str | None 
     test_parts = partitions(test, partition_size) if test is not None else []
     cells = None if plan is None or (isinstance(plan, str) and plan == "observed") \
         else plan_cells(plan, coverage_options.get("strain_bins", 2))
+    n_train = sum(len(p) for p in train_parts)
     surrogate = outlier_options.pop("fit_descriptor", None)
     if surrogate is None:
-        n_train = sum(len(p) for p in train_parts)
         surrogate = FIT_DESCRIPTOR if n_train <= SCALE_LIMIT else SCALE_FIT_DESCRIPTOR
     settings = Settings(tuple(species), LEAKAGE_DESCRIPTOR, dict(surrogate), cells,
-                        coverage_options.get("group_key", "trajectory"), "outliers" in audits)
+                        coverage_options.get("group_key", "trajectory"), "outliers" in audits,
+                        float32=n_train > exact_limit)
     result = DataAudit(n_partitions=len(train_parts) + len(test_parts),
                        surrogate=dict(settings.fit_descriptor))
     with dask_client(dask, result.n_partitions) as client:
@@ -453,7 +456,8 @@ def audit_data(train, test=None, *, species, plan=None, plan_source: str | None 
     x_test = np.concatenate([f["x"] for f in f_test]) if f_test else None
     index = None
     if "leakage" in audits or "coverage" in audits:
-        whitener, index = _whitened_index(x_train, result.n_train, exact_limit, seed,
+        whitener, index = _whitened_index(x_train, [f["moments"] for f in f_train],
+                                          result.n_train, exact_limit, seed,
                                           leakage_options.get("shrinkage", "ledoit-wolf"),
                                           leakage_options.get("eigenvalue_floor", 1e-6))
         result.index = "exact" if index.exact else "approximate"
@@ -503,13 +507,14 @@ def _outliers(client, parts, f_train, f_test, settings, n_train, options, show):
                           leverage_factor=options.get("leverage_factor", 3.0), gross_z=gross_z)
 
 
-def _whitened_index(x_train, n: int, exact_limit: int, seed: int, shrinkage, floor):
-    from .leakage import Moments, Whitener, fourth_moment
+def _whitened_index(x_train, moments_of_parts, n: int, exact_limit: int, seed: int, shrinkage,
+                    floor):
+    from .leakage import Whitener, fourth_moment
     from .neighbours import build_index
 
-    moments = Moments.of(x_train[0])
-    for x in x_train[1:]:
-        moments = moments.combine(Moments.of(x))
+    moments = moments_of_parts[0]
+    for m in moments_of_parts[1:]:
+        moments = moments.combine(m)
     whitener = Whitener.from_moments(moments, fourth_moment(lambda: iter(x_train)), shrinkage,
                                      floor)
     chunks = lambda: (whitener.transform(x) for x in x_train)  # noqa: E731
