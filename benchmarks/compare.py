@@ -14,7 +14,10 @@ baseline measured in the same run:
 5. leakage audit: time at 10k and 100k train = test structures (dimension 50) and its
    growth against N log N;
 6. with ``--training``: wall time of ``python -m reference_models.train linear`` and
-   ``nn`` (written to a temporary folder).
+   ``nn`` (written to a temporary folder);
+7. with ``--isolation``: the whole EMT audit through pytest (Cu, every family but
+   data) with the model in a worker process / in the pytest process (target ≤ 1.10;
+   ~4 min: the median ratio of three pairs of runs).
 
 Threads are pinned to one (OPENBLAS/OMP) so ratios compare like with like.
 """
@@ -144,19 +147,37 @@ def training_times() -> None:
             row(f"train {name} (s)", time.perf_counter() - t0, "a few minutes", None, "{:.0f}")
 
 
+def isolation_overhead() -> None:
+    from benchmarks.bench_isolation import isolation_ratio
+
+    print("7. pytest EMT audit (Cu, every family but data): model worker / in-process", flush=True)
+    isolated, in_process, ratio = isolation_ratio()
+    row("audit time, isolated / in-process", ratio, "≤ 1.10", ratio <= 1.10)
+    print(f"  (median {isolated:.1f} s with --mlip-isolate=yes, {in_process:.1f} s with no)")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--md-steps", type=int, default=100)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--training", action="store_true", help="also time the training")
+    parser.add_argument("--isolation", action="store_true",
+                        help="also time the pytest audit with and without the model worker (~4 min)")
+    parser.add_argument("--only-isolation", action="store_true",
+                        help="time only the audit with and without the model worker")
     args = parser.parse_args(argv)
+    if args.only_isolation:
+        isolation_overhead()
+        return
     model_speed(args.repeats)
     audit_overhead()
     md_overhead(args.md_steps)
     leakage_scaling(args.sizes)
     if args.training:
         training_times()
+    if args.isolation:
+        isolation_overhead()
     print("\n| quantity | ratio | target | |\n|---|---|---|---|")
     for r in ROWS:
         print("| " + " | ".join(r) + " |")
