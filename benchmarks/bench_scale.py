@@ -11,8 +11,8 @@ surrogate), on a local cluster of worker processes.
 ``python benchmarks/bench_scale.py`` measures, in one run, and prints as a table (also
 written to ``benchmarks/data/scale-results.json``):
 
-* speed-up of 2 worker processes over 1, whole audit of ``--workers-size`` frames
-  (target >= 1.7);
+* speed-up of 2 worker processes over 1, whole audit of ``--workers-size`` frames in
+  partitions of 500 (target >= 1.7);
 * growth of the leakage + coverage audit time from 10^5 to 10^6 frames over linear
   growth (target <= 1.2), peak memory of the largest worker and of the client at both
   sizes (target: flat in N on the workers), recall of the planted leaks (>= 99 %);
@@ -40,7 +40,7 @@ SPECIES = ["Cu", "Au"]
 
 
 def run_audit(n: int, workers: int = 2, seed: int = 0, progress=None,
-              audits=("leakage", "outliers", "coverage")):
+              audits=("leakage", "outliers", "coverage"), partition_size: int = 2000):
     """Audit the synthetic data set of ``n`` frames on a local cluster; (result, seconds)."""
     from benchmarks.synthetic import dataset
     from conformance.audits.engine import audit_data
@@ -49,7 +49,7 @@ def run_audit(n: int, workers: int = 2, seed: int = 0, progress=None,
     t0 = time.perf_counter()
     result = audit_data(str(folder / "train-*.extxyz"), str(folder / "test-*.extxyz"),
                         species=SPECIES, dask=f"processes:{workers}", progress=progress,
-                        audits=audits)
+                        audits=audits, partition_size=partition_size)
     return result, time.perf_counter() - t0
 
 
@@ -113,7 +113,7 @@ class ScaleAudit:
 
 
 class ScaleWorkers:
-    """The same audit of 20 000 frames on 1 and 2 local worker processes."""
+    """The same audit of 10 000 frames (partitions of 500) on 1 and 2 worker processes."""
 
     params = [1, 2]
     param_names = ["workers"]
@@ -124,10 +124,10 @@ class ScaleWorkers:
     def setup(self, workers):
         from benchmarks.synthetic import dataset
 
-        dataset(20_000)
+        dataset(10_000)
 
     def time_audit(self, workers):
-        run_audit(20_000, workers)
+        run_audit(10_000, workers, partition_size=500)
 
 
 def _record(rows, name, n, result, seconds, out):
@@ -146,8 +146,9 @@ def main(argv=None):
                                                  "memory, recall")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000],
                         help="sizes of the leakage + coverage growth runs")
-    parser.add_argument("--workers-size", type=int, default=20_000,
-                        help="size of the 1-vs-2-workers comparison (0: skip)")
+    parser.add_argument("--workers-size", type=int, default=10_000,
+                        help="size of the 1-vs-2-workers comparison, in partitions of 500 "
+                             "frames (0: skip)")
     parser.add_argument("--outlier-size", type=int, default=100_000,
                         help="size of the whole audit with influential outliers (0: skip)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("data")
@@ -157,16 +158,17 @@ def main(argv=None):
     neighbours = ("leakage", "coverage")
     if args.workers_size:
         for workers in (1, 2):
-            result, seconds = run_audit(args.workers_size, workers)
+            result, seconds = run_audit(args.workers_size, workers, partition_size=500)
             _record(rows, f"whole audit, {workers} worker(s)", args.workers_size, result,
                     seconds, args.out)
-    for n in args.sizes:
-        result, seconds = run_audit(n, 2, progress=True, audits=neighbours)
-        _record(rows, f"leakage + coverage, N = {n}", n, result, seconds, args.out)
+    # ascending sizes: the client's peak memory (ru_maxrss) only grows within a process
+    runs = [(n, neighbours, f"leakage + coverage, N = {n}") for n in args.sizes]
     if args.outlier_size:
-        result, seconds = run_audit(args.outlier_size, 2, progress=True)
-        _record(rows, f"whole audit, N = {args.outlier_size}", args.outlier_size, result,
-                seconds, args.out)
+        runs.append((args.outlier_size, ("leakage", "outliers", "coverage"),
+                     f"whole audit, N = {args.outlier_size}"))
+    for n, audits, name in sorted(runs, key=lambda r: (r[0], len(r[1]))):
+        result, seconds = run_audit(n, 2, progress=True, audits=audits)
+        _record(rows, name, n, result, seconds, args.out)
     print("\n| quantity | measured | target |\n|---|---|---|")
     if args.workers_size:
         one = rows["whole audit, 1 worker(s)"]["seconds"]

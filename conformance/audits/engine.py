@@ -310,7 +310,8 @@ def _run_stage(client, name: str, futures: list, progress) -> list:
 
 
 #: Results of finished partitions, by (stage, partition, file stamp, settings): a rerun
-#: after a bad partition recomputes only what is missing or changed.
+#: after a bad partition recomputes only what is missing or changed (emptied of an
+#: audit's partitions when it succeeds).
 _DONE: dict = {}
 
 
@@ -469,6 +470,10 @@ def audit_data(train, test=None, *, species, plan=None, plan_source: str | None 
                                     plan_source, calibration_size, seed, coverage_options)
     result.seconds["neighbours"] = time.perf_counter() - t0
     result.peak_memory["client"] = _peak_rss_mb()
+    for part in train_parts:        # done: the kept partitions were only needed for a rerun
+        _DONE.pop(key("train")(part), None)
+    for part in test_parts:
+        _DONE.pop(key("test")(part), None)
     return result
 
 
