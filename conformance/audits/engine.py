@@ -523,8 +523,9 @@ def _whitened_index(x_train, moments_of_parts, n: int, exact_limit: int, seed: i
     whitener = Whitener.from_moments(moments, fourth_moment(lambda: iter(x_train)), shrinkage,
                                      floor)
     chunks = lambda: (whitener.transform(x) for x in x_train)  # noqa: E731
+    # the workers are done: the index may use every core of the client's machine
     return whitener, build_index(chunks, n, whitener.dimension, exact_limit=exact_limit,
-                                 seed=seed)
+                                 seed=seed, threads=os.cpu_count() or 1)
 
 
 def _leakage(whitener, index, x_train, x_test, calibration_size, seed, options):
