@@ -84,7 +84,8 @@ def species_of(structures: Iterable) -> list[str]:
 
 
 def check_labelled(structures, source: str = "data set", species: Sequence[str] | None = None,
-                   require: Sequence[str] = REQUIRED, first_frame: int = 0) -> list:
+                   require: Sequence[str] = REQUIRED, first_frame: int = 0,
+                   copy: bool = True) -> list:
     """Validate labelled structures; return copies carrying a SinglePointCalculator.
 
     Parameters
@@ -98,6 +99,9 @@ def check_labelled(structures, source: str = "data set", species: Sequence[str] 
         Labels every frame must have (default energy and forces).
     first_frame : int
         Frame number of the first structure in ``source`` (messages count from it).
+    copy : bool
+        False: return the structures themselves (frames just read from a file, which
+        nothing else holds), their labels moved onto a calculator where needed.
 
     Returns
     -------
@@ -131,9 +135,13 @@ def check_labelled(structures, source: str = "data set", species: Sequence[str] 
                 bad_species.setdefault(s, []).append(k)
         if any(not np.all(np.isfinite(v)) for v in lab.values()):
             nonfinite.append(k)
-        copy = atoms.copy()
-        copy.calc = SinglePointCalculator(copy, **lab) if lab else None
-        out.append(copy)
+        results = getattr(getattr(atoms, "calc", None), "results", None) or {}
+        if copy or any(name not in results for name in lab):
+            target = atoms.copy() if copy else atoms
+            target.calc = SinglePointCalculator(target, **lab) if lab else None
+            out.append(target)
+        else:          # labels already on the frame's calculator
+            out.append(atoms)
     if missing:
         parts = [f"no {name} in frame{'s' if len(idx) > 1 else ''} {_frames_text(idx)}"
                  for name, idx in missing.items()]

@@ -214,7 +214,8 @@ def read_partition(part: Partition, species: Sequence[str] | None = None,
     if len(frames) != len(part):
         raise DataError(f"{path}: expected frames {part.start}-{part.stop - 1}, read "
                         f"{len(frames)} (the file changed while it was audited?)")
-    return check_labelled(frames, str(path), species, require, first_frame=part.start)
+    return check_labelled(frames, str(path), species, require, first_frame=part.start,
+                          copy=False)
 
 
 def _db_info(atoms) -> None:
