@@ -116,8 +116,8 @@ def test_the_same_graph_runs_on_a_running_distributed_scheduler(shards):
                        species=SPECIES, dask="threads:1", partition_size=40,
                        audits=("leakage", "coverage"))
     engine._DONE.clear()
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      scheduler_kwargs={"dashboard": False}) as cluster:
         before = cluster.scheduler.transition_counter
         remote = audit_data(str(folder / "train-*.extxyz"), str(folder / "test.extxyz"),
                             species=SPECIES, dask=cluster.scheduler_address, partition_size=40,

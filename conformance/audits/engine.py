@@ -114,9 +114,11 @@ def dask_client(target: str | None = None, n_partitions: int = 1):
     else:
         workers = max(1, min(os.cpu_count() or 1, n_partitions))
         processes = n_partitions > 2
+    # no dashboard; the scheduler's HTTP server on a free port (its default, 8787, may be
+    # taken by another cluster on the machine)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                           dashboard_address=None, silence_logs=logging.ERROR,
-                           worker_dashboard_address=None)
+                           dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                           silence_logs=logging.ERROR, worker_dashboard_address=None)
     client = Client(cluster)
     try:
         yield client
