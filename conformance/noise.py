@@ -42,16 +42,21 @@ class Noise:
     forces: float = 0.0
     stress: float = 0.0
     measured: bool = False
+    #: spacing of float32 numbers at the case's energy (eV): eps32 × |E|, the smallest
+    #: energy difference the model can return (a 32-atom cell at |E| = 256 eV: 3.1e-5 eV),
+    #: which repeats and sub-ulp jitters need not show
+    resolution: float = 0.0
 
     def describe(self) -> str:
         if not self.measured:
             return "noise floor not measured (float64: table tolerances)"
         text = f"noise floor |ΔE| {self.energy:.2g} eV, max |ΔF| {self.forces:.2g} eV/Å"
-        return text + (f", max |Δσ| {self.stress:.2g} eV/Å³" if self.stress else "")
+        text += f", max |Δσ| {self.stress:.2g} eV/Å³" if self.stress else ""
+        return text + (f"; energy resolution {self.resolution:.2g} eV" if self.resolution else "")
 
     def as_dict(self) -> dict:
         return {"energy": self.energy, "forces": self.forces, "stress": self.stress,
-                "measured": self.measured}
+                "measured": self.measured, "resolution": self.resolution}
 
 
 def jittered(atoms, rng: np.random.Generator, ulps: float = 1.0):
@@ -91,7 +96,8 @@ def noise_floor(model, case, properties: tuple) -> Noise:
     samples = [model.evaluate(atoms, properties)]
     samples += [model.evaluate(jittered(atoms, rng), properties) for _ in range(N_JITTERS)]
     changes = [_change(ref, s) for s in samples]
+    resolution = float(np.finfo(np.float32).eps) * abs(ref["energy"]) if "energy" in ref else 0.0
     noise = Noise(max(c.energy for c in changes), max(c.forces for c in changes),
-                  max(c.stress for c in changes), True)
+                  max(c.stress for c in changes), True, resolution)
     cache[key] = noise
     return noise

@@ -251,3 +251,25 @@ def test_float32_noise_widens_the_finite_difference_tolerance_but_scaled_forces_
     scaled = audit(ScaledForces(), species=["Cu"], checks=["force_consistency"], precision="float32")
     r = scaled["force_consistency[bulk_Cu_fcc]"]
     assert r.status == "failed" and r.measured > 5 * r.tolerance  # 0.048 vs 0.0059
+
+
+def test_a_float32_energys_own_spacing_bounds_the_finite_difference():
+    """A deterministic float32 energy of ~256 eV moves in steps of 3e-5 eV: along a weak
+    direction its central difference is quantized by ulp/2h (3e-3 eV/Å at h = 5 mÅ),
+    which repeats and jitters do not reveal; the check allows it (MACE with random
+    weights in float32 failed here), and 2 % too large forces are still caught."""
+    from tests.zoo.symmetry import Float32Energy
+
+    class ScaledFloat32(Float32Energy):
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["forces"] = 1.02 * self.results["forces"]
+
+    ok = audit(Float32Energy(), species=["Cu"], checks=["force_consistency"], structure_kinds=["bulk"])
+    r = ok["force_consistency[bulk_Cu_fcc]"]
+    assert r.status == "passed" and r.measured == pytest.approx(0.00556, abs=1e-5), r.message
+    assert "energy resolution 3.1e-05 eV" in r.message  # |E| = 256 eV
+    # without the resolution term the tolerance would be 0.00201: it failed
+    bad = audit(ScaledFloat32(), species=["Cu"], checks=["force_consistency"],
+                structure_kinds=["bulk"])["force_consistency[bulk_Cu_fcc]"]
+    assert bad.status == "failed" and bad.measured > 1.5 * bad.tolerance, bad.message

@@ -135,7 +135,7 @@ define("offset_precision_factor", "1", 2.0, 2.0,
 
 def scaled_noise(noise: Noise, n: int) -> Noise:
     """The noise floor of an n-fold supercell: energy noise grows like n, forces stay."""
-    return Noise(noise.energy * n, noise.forces, noise.stress, noise.measured)
+    return Noise(noise.energy * n, noise.forces, noise.stress, noise.measured, noise.resolution * n)
 
 
 def sensitivity(model, atoms, props, ref, rng) -> dict:

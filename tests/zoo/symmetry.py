@@ -201,3 +201,24 @@ class SignedVolume(SmoothPair):
         super().calculate(atoms, properties, system_changes)
         if "stress" in self.results and np.linalg.det(self.atoms.cell.array) < 0:
             self.results["stress"] = -self.results["stress"]
+
+
+class Float32Energy(SmoothPair):
+    """A correct float32 model whose total energy is large (per-atom reference
+    energies of -8 eV, as a network's atomic energy shifts) and returned as a
+    float32 number: deterministic, exact forces, but energy differences below
+    one float32 spacing of |E| (3e-5 eV at |E| ≈ 260 eV) cannot show. Repeats
+    and sub-ulp jitters measure zero noise; finite differences of the energy
+    along a weak direction are quantized."""
+
+    precision = "float32"
+    atomic_energy = -8.0  # eV
+    # a weakly bound, gently rattled solid: forces ~0.1 eV/Å, so a float32 spacing of the
+    # total energy is a visible part of a finite difference (as for MACE with random weights)
+    default_parameters = dict(SmoothPair.default_parameters, D=0.01)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        energy = float(np.float32(self.results["energy"] + self.atomic_energy * len(self.atoms)))
+        self.results["energy"] = self.results["free_energy"] = energy
+        self.results["forces"] = self.results["forces"].astype(np.float32).astype(float)
