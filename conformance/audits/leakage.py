@@ -606,7 +606,7 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
                         max_ratio: float = 0.35,
                         shrinkage: float | str = "ledoit-wolf",
                         eigenvalue_floor: float = 1e-6, chunk_size: int = 16384,
-                        workers: int = -1, index: str = "auto",
+                        workers: int = -1, index: str = "exact",
                         exact_limit: int | None = None,
                         calibration_size: int = CALIBRATION_SIZE,
                         seed: int = 0) -> LeakageReport:
@@ -635,9 +635,9 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         Queries per k-d tree call (bounds memory).
     workers : int
         Threads of the k-d tree queries (-1: all cores).
-    index : {"auto", "exact", "approximate"}
-        Nearest neighbours from a k-d tree (exact) or a faiss inverted-file index
-        (:mod:`conformance.audits.neighbours`); "auto": exact up to ``exact_limit``
+    index : {"exact", "approximate", "auto"}
+        Nearest neighbours from a k-d tree (exact, the default) or a faiss inverted-file
+        index (:mod:`conformance.audits.neighbours`); "auto": exact up to ``exact_limit``
         training structures (default :data:`~conformance.audits.neighbours.EXACT_LIMIT`).
     calibration_size, seed
         With the approximate index: training structures (a seeded random sample) whose

@@ -3,9 +3,13 @@
 The leakage and coverage audits ask one question of the training set many times:
 which training structures are nearest to this vector, and how far are they?
 
-* :class:`ExactIndex` -- a k-d tree (``scipy.spatial.cKDTree``), exact; used below
-  :data:`EXACT_LIMIT` training structures (the audits' results there are exactly
-  those of the in-memory algorithm);
+* :class:`ExactIndex` -- a k-d tree (``scipy.spatial.cKDTree``), exact; the data-audit
+  engine uses it up to :data:`EXACT_LIMIT` training structures (its results there are
+  exactly those of the in-memory algorithm). k-d trees are fast on descriptors of MD
+  frames, which lie on a few collective modes (10^5 in seconds, see
+  ``benchmarks/bench_audits.py``), but degrade to brute force when diverse data fill the
+  whitened 346-dimensional space: 9000 structures of the synthetic benchmark set
+  (random lattices, compositions, clusters) took 150 s;
 * :class:`ApproximateIndex` -- an inverted-file index of faiss (``IndexIVFFlat``:
   k-means cells, exact float32 distances inside the ``nprobe`` cells nearest to the
   query). Built from chunks, so the training vectors never need to exist as one
@@ -24,8 +28,8 @@ import numpy as np
 
 __all__ = ["ExactIndex", "ApproximateIndex", "build_index", "EXACT_LIMIT"]
 
-#: Training structures up to which the exact k-d tree is used.
-EXACT_LIMIT = 50_000
+#: Training structures up to which the data-audit engine uses the exact k-d tree.
+EXACT_LIMIT = 2_000
 
 
 class ExactIndex:
