@@ -481,8 +481,8 @@ class ModelWorker:
             what, where, calls = self._describe(message), self.monitor.where(), self.monitor.calls
             self.crashes += 1
             self._discard()
-            head = (f"model worker {what}, {where} in {spec.name}[{case.name}]; a new worker was "
-                    "started and the audit went on")
+            head = (f"model worker {what}, {where} in {spec.name}[{case.name}]; the audit goes on "
+                    "in a new worker")
             return failure_result(spec, case, self.config, head, self.species, n_calls=calls)
 
 

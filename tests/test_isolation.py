@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conformance import audit
-from conformance.config import ConfigError
-from conformance.isolation import describe_exit, kill_after
+from conformance.config import ConfigError, build_config
+from conformance.isolation import ModelLoadError, describe_exit, kill_after, open_remote_session
 from tests.zoo.crashing import FaultyOn
 
 SPEC = "tests.zoo.crashing:FaultyOn"
@@ -43,7 +43,7 @@ def test_crashes_are_errors_naming_the_signal_the_call_and_the_structure():
     assert trimer.startswith("model worker crashed: killed by signal SIGABRT (Aborted: abort(): a failed "
                              "assertion or an uncaught C++ exception")
     assert ("during model call 1 of this item, on Cu3 (3 atoms, pbc=[False, False, False]) in "
-            "net_force[trimer_Cu3]; a new worker was started and the audit went on") in trimer
+            "net_force[trimer_Cu3]; the audit goes on in a new worker") in trimer
     assert "atoms = find_case('trimer_Cu3', species=['Cu'], seed=0).copy()" in trimer
     assert f"calc = load('{SPEC}', {{'faults': " in trimer
     assert "-k 'net_force and trimer_Cu3' --mlip-isolate=no" in trimer
@@ -138,6 +138,27 @@ def test_a_model_the_worker_cannot_load_fails_every_item_with_the_reason():
     assert result.message == ("not evaluated: the model worker could not load the model: SpecError: "
                               "tests.zoo.crashing:OtherInWorker: the factory raised RuntimeError: "
                               "device busy: the model is loaded in another process (simulated)")
+
+
+def test_the_parent_never_loads_the_model_so_a_crash_while_loading_is_a_load_error():
+    """What the pytest plugin does (conformance.plugin turns the error into a failing
+    load_model item): the worker opens the run; the model segfaults there, not here."""
+    with pytest.raises(ModelLoadError) as caught:
+        open_remote_session(build_config({"model": "tests.zoo.crashing:CrashesOnLoad", "isolate": True}))
+    assert caught.value.type_name == "ModelWorkerCrash"
+    assert str(caught.value) == ("the model worker crashed: killed by signal SIGSEGV (Segmentation fault: "
+                                 "an invalid memory access in native code) while loading the model")
+    with pytest.raises(ConfigError, match=r"checks: unknown checks or families \['symetry'\]"):
+        open_remote_session(build_config({"model": "ase:EMT", "species": "Cu", "checks": "symetry"}))
+    session = open_remote_session(build_config({"model": SPEC, "checks": "net_force",
+                                                "structure_kinds": "dimer,bulk"}))
+    try:
+        assert [(c.name, k.name, k.kind) for c, k in session.items] == [
+            ("net_force", "dimer_Cu2", "dimer"), ("net_force", "bulk_Cu_fcc", "bulk")]
+        assert (session.manifest.species, session.manifest.cutoff) == (("Cu",), 5.0)
+        assert [session.run_item(c, k).status for c, k in session.items] == ["passed", "passed"]
+    finally:
+        session.close()
 
 
 def test_a_worker_that_builds_other_items_is_not_trusted():
