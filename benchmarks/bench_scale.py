@@ -62,8 +62,13 @@ def recall(result, folder: Path) -> dict:
         found = dict(zip(result.leakage.pairs["test_index"].astype(int),
                          result.leakage.pairs["train_index"].astype(int)))
         hits = sum(1 for t, s in leaks.items() if found.get(t) == s)
+        lk = result.leakage
+        missed = [dict(test=t, train=s, kind=truth["leaks"][str(t)]["kind"],
+                       nearest=int(lk.nn_index[t]), distance=float(lk.nn_distance[t]),
+                       ratio=float(lk.ratio[t]), threshold=lk.threshold)
+                  for t, s in leaks.items() if found.get(t) != s]
         out.update(leaks=len(leaks), leak_recall=hits / len(leaks),
-                   other_leaks=len(set(found) - set(leaks)))
+                   other_leaks=len(set(found) - set(leaks)), missed_leaks=missed[:20])
     if result.outliers is not None:
         corrupted = {int(k): v for k, v in truth["corrupted"].items()}
         errors = set(int(k) for k in result.outliers.label_errors)
