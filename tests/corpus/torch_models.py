@@ -154,8 +154,9 @@ TORCH_CORPUS = [
     (CorpusModel("CHGNet-Si", chgnet, ("Si",), {
         "dimer_curve": "no repulsive prior: the Si-Si dimer energy falls by 4.3 eV below 0.94 Å "
                        "(a short-range hole where training data is thin)",
-        "left_handed_cell": "CHGNet's stress depends on the handedness of the cell matrix: with "
-                            "-a, -b, -c (det < 0) it is off by 0.04-1 eV/Å³",
+        **{f"left_handed_cell[{case}]": "CHGNet's stress depends on the handedness of the cell "
+                                        "matrix: with -a, -b, -c (det < 0) it is off by 0.04-1 eV/Å³"
+           for case in ("bulk_Si_diamond", "small_cell_Si2")},
     }), ("torch", "chgnet"), {}),
     (CorpusModel("SevenNet-0-Si", sevennet0, ("Si",), {
         "inversion_invariance": "SevenNet-0 is built with is_parity=False (SE(3)-, not E(3)-equivariant): "
