@@ -3,6 +3,7 @@
     python -m tests.corpus.table                      # every model whose packages are installed
     python -m tests.corpus.table CHGNet-Si LJ-Ar      # some of them
     python -m tests.corpus.table --out corpus-audit   # JSON reports and table.md there
+    python -m tests.corpus.table --readme README.md   # and the README's table
 
 Each model gets the audit a user runs (its corpus entry's species, kinds and
 expected findings); one JSON report per model is written as soon as it is done,
@@ -79,6 +80,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="corpus model names (default: all installed)")
     parser.add_argument("--out", default="corpus-audit", help="folder for reports and table.md")
+    parser.add_argument("--readme", help="also write the table into this README's corpus-table block")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,27 @@ def main(argv=None) -> int:
     table = markdown_table(lines)
     (out / "table.md").write_text(table + "\n")
     print(table)
+    if args.readme:
+        update_readme(Path(args.readme), table)
     return 0
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Put ``table`` between the corpus-table markers of the README at ``path``, with
+    the date and machine of the run."""
+    import datetime
+    import os
+    import platform
+
+    start, end = "<!-- corpus-table:start -->", "<!-- corpus-table:end -->"
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    when = datetime.date.today().isoformat()
+    note = (f"One run of `python -m tests.corpus.table` on {when} ({platform.machine()}, "
+            f"{os.cpu_count()} cores, one thread per model). Per family: items ending ok (passed, "
+            "skipped or an expected finding) / all, wall time, model calls.")
+    path.write_text(f"{head}{start}\n{note}\n\n{table}\n{end}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":
