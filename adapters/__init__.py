@@ -119,6 +119,9 @@ def _load_file(path_str: str, spec: str):
     if not path.is_file():
         raise SpecError(f"{spec}: file {str(path)!r} not found (relative to {Path.cwd()})")
     name = f"_mlip_model_{abs(hash(str(path.resolve())))}"
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # as `python path/file.py` does: modules beside it import
+        sys.path.insert(0, folder)
     mod_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(mod_spec)
     sys.modules[name] = module

@@ -15,9 +15,9 @@ FAMILIES = ["symmetry", "conservation", "hygiene", "smoothness", "locality", "dy
 
 
 def open_family(family: str, species=("Cu",)):
-    from conformance.config import build_config
-    from conformance.registry import all_checks
-    from conformance.session import open_session
+    from conformance.run.config import build_config
+    from conformance.core.registry import all_checks
+    from conformance.run.session import open_session
 
     if family not in {c.family for c in all_checks().values()}:
         raise NotImplementedError(f"no {family} checks in this commit")  # asv: skipped
@@ -58,10 +58,10 @@ class StaticAudit:
     timeout = 600
 
     def _run(self):
-        from conformance.config import build_config
-        from conformance.session import open_session
+        from conformance.run.config import build_config
+        from conformance.run.session import open_session
 
-        from conformance.registry import all_checks
+        from conformance.core.registry import all_checks
 
         present = {c.family for c in all_checks().values()}
         families = [f for f in ("symmetry", "conservation", "hygiene") if f in present]

@@ -21,8 +21,8 @@ class VelocityVerletStep:
         from ase.md.velocitydistribution import thermalize_momenta
         from ase.md.verlet import VelocityVerlet
 
-        from conformance.md import AuditedCalculator
-        from conformance.model import Model
+        from conformance.toolkit.md import AuditedCalculator
+        from conformance.core.model import Model
 
         repeat = round((n_atoms / 4) ** (1 / 3))
         atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(repeat)

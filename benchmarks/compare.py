@@ -75,9 +75,9 @@ def model_speed(repeats: int) -> None:
 
 
 def audit_overhead() -> None:
-    from conformance.config import build_config
-    from conformance.registry import all_checks
-    from conformance.session import open_session
+    from conformance.run.config import build_config
+    from conformance.core.registry import all_checks
+    from conformance.run.session import open_session
 
     print("3. whole EMT audit (Cu, every family but data): time outside the calculator", flush=True)
     families = sorted({c.family for c in all_checks().values()} - {"data"})
@@ -98,8 +98,8 @@ def md_overhead(steps: int) -> None:
     from ase.md.velocitydistribution import thermalize_momenta
     from ase import units
 
-    from conformance.md import AuditedCalculator
-    from conformance.model import Model
+    from conformance.toolkit.md import AuditedCalculator
+    from conformance.core.model import Model
 
     print("4. MD step, 108-atom Cu cell: time outside the calculator", flush=True)
     for label, make in (("EMT", EMT), ("linear", lambda: __import__("reference_models").load("linear"))):

@@ -18,10 +18,11 @@ from typing import Any, Sequence
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ConfigError": "config", "RunConfig": "config", "build_config": "config",
-    "REGISTRY": "registry", "CheckSpec": "registry", "all_checks": "registry", "check": "registry",
-    "Report": "report", "CheckResult": "result", "Field": "result", "Verdict": "result",
-    "Tags": "tags", "Tolerances": "tolerances",
+    "ConfigError": "run.config", "RunConfig": "run.config", "build_config": "run.config",
+    "REGISTRY": "core.registry", "CheckSpec": "core.registry", "all_checks": "core.registry",
+    "check": "core.registry", "Report": "reporting.report", "CheckResult": "core.result",
+    "Field": "core.result", "Verdict": "core.result", "Tags": "core.tags",
+    "Tolerances": "core.tolerances",
 }
 
 
@@ -40,7 +41,7 @@ __all__ = ["audit", "parametrize_checks", "CheckResult", "Report", "RunConfig", 
 
 
 def _config(model: Any, species, checks, precision, seed, **options):
-    from .config import build_config
+    from .run.config import build_config
 
     calc = None
     values = dict(options)
@@ -77,10 +78,12 @@ def audit(model: Any, species: Sequence[str] | None = None, checks: Sequence[str
     Report
         ``report.df`` is a pandas DataFrame with one row per (check, case).
     """
-    from .session import open_session
+    from .run.isolation import open_isolated_session
+    from .run.session import open_session
 
     config, calc = _config(model, species, checks, precision, seed, **options)
-    return open_session(config, calc).run(progress)
+    session = open_isolated_session(config, calc) if config.isolate else open_session(config, calc)
+    return session.run(progress)
 
 
 def parametrize_checks(model: Any, species: Sequence[str] | None = None,
@@ -103,8 +106,8 @@ def parametrize_checks(model: Any, species: Sequence[str] | None = None,
     """
     import pytest
 
-    from .runner import item_id
-    from .session import open_session
+    from .run.runner import item_id
+    from .run.session import open_session
 
     config, calc = _config(model, species, checks, options.pop("precision", None),
                            options.pop("seed", 0), **options)

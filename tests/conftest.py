@@ -31,6 +31,6 @@ def statuses(report) -> set:
 
 def n_model_checks() -> int:
     """Number of registered checks that audit a model (not the data)."""
-    from conformance.registry import all_checks
+    from conformance.core.registry import all_checks
 
     return sum(c.family != "data" for c in all_checks().values())

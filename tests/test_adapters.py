@@ -81,3 +81,42 @@ def test_file_that_raises_on_import(tmp_path):
     f.write_text("raise ImportError('needs torch')\n")
     with pytest.raises(SpecError, match="executing .*broken.py raised ImportError: needs torch"):
         load(f"{f}:calc")
+
+
+def test_species_cutoff_and_precision_declared_on_a_factory_reach_the_session(tmp_path, monkeypatch):
+    from conformance.run.config import build_config
+    from conformance.run.session import open_session
+
+    (tmp_path / "declaring_models.py").write_text(textwrap.dedent("""
+        from ase.calculators.emt import EMT
+        def make():
+            return EMT()
+        make.species = ["Cu", "Ni"]
+        make.cutoff = 6.5
+        make.precision = "float32"
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    session = open_session(build_config({"model": "declaring_models:make", "checks": ["net_force"]}),
+                           probe=False)
+    tags = session.model.tags
+    assert (tags.species, tags.cutoff, tags.precision) == (("Cu", "Ni"), 6.5, "float32")
+    assert {c.name for c in session.cases} >= {"bulk_Cu_fcc", "bulk_Ni_fcc", "alloy_CuNi_fcc"}
+    # the command line still wins over the factory's declaration
+    session = open_session(build_config({"model": "declaring_models:make", "species": "Cu",
+                                         "precision": "float64", "checks": ["net_force"]}), probe=False)
+    assert (session.model.tags.species, session.model.tags.precision) == (("Cu",), "float64")
+
+
+def test_a_model_file_imports_the_modules_beside_it(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "potential_parts.py").write_text("from ase.calculators.emt import EMT\nSCALE = 1.0\n")
+    (folder / "my_model.py").write_text(textwrap.dedent("""
+        from potential_parts import EMT
+        def calc():
+            return EMT()
+    """))
+    monkeypatch.chdir(tmp_path)                     # run from elsewhere, as `python project/my_model.py`
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    loaded = load("project/my_model.py:calc")
+    assert type(loaded.calc).__name__ == "EMT"

@@ -13,7 +13,7 @@ from ase.neighborlist import neighbor_list
 
 from conformance import audit
 from conformance.audits.cutoff import cutoff_convergence, shell_columns
-from conformance.config import ConfigError, coerce
+from conformance.run.config import ConfigError, coerce
 from reference_models.switching import quintic_switch
 
 

@@ -6,9 +6,9 @@ import pytest
 from ase.calculators.emt import EMT
 
 from conformance import audit, parametrize_checks
-from conformance.config import ConfigError, build_config, read_pyproject
-from conformance.report import Report, format_table
-from conformance.tolerances import Tolerances
+from conformance.run.config import ConfigError, build_config, read_pyproject
+from conformance.reporting.report import Report, format_table
+from conformance.core.tolerances import Tolerances
 from tests.conftest import n_model_checks
 
 
@@ -49,7 +49,7 @@ def test_invalid_toml_is_a_config_error(tmp_path):
 
 
 def test_tolerances_table_has_reasons_and_both_precisions():
-    from conformance.tolerances import TABLE, markdown_table
+    from conformance.core.tolerances import TABLE, markdown_table
 
     for row in TABLE.values():
         assert row.reason and row.float32 >= row.float64 >= 0
@@ -102,11 +102,11 @@ def test_parametrize_checks_in_a_users_test_file(conformance_check, request):
 def test_readme_catalogue_and_tolerances_are_up_to_date():
     from pathlib import Path
 
-    from conformance.catalogue import render_readme
-    from conformance.registry import all_checks
+    from conformance.reporting.catalogue import render_readme
+    from conformance.core.registry import all_checks
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert readme == render_readme(readme), "run: python -m conformance.catalogue --update README.md"
+    assert readme == render_readme(readme), "run: python -m conformance.reporting.catalogue --update README.md"
     for name in all_checks():
         assert f"**{name}**" in readme, f"README has no paragraph for {name}"
 

@@ -82,8 +82,8 @@ def test_scaled_forces_message_says_ratio_direction_and_reproduces():
     assert r.message.startswith("|F·u + dE/dh| / |F·u| = 0.0476")
     assert "at direction 0 (along F)" in r.message
     assert "(ratio 1.05)" in r.message
-    assert "confirmed at step 1e-05 Å" in r.message
-    assert r.n_calls == 13  # 7, then 6 more at step/10 to confirm
+    assert "retried at step 3.33333e-05 and 1e-05 Å" in r.message
+    assert r.n_calls == 19  # 7, then 6 more at step/3 and 6 at step/10 to confirm
     code = r.message.split("reproducer:\n")[1].split("\nrerun:")[0]
     assert "calc = ...  # your calculator" in code
     scope = {}

@@ -12,8 +12,8 @@ from ase.io import read
 
 from conformance import audit
 from conformance.checks import dynamics
-from conformance.config import RunConfig
-from conformance.session import open_session
+from conformance.run.config import RunConfig
+from conformance.run.session import open_session
 from tests.conftest import failed_checks, statuses
 from tests.zoo.dynamics import (ForceBias, HardCutoff, NaNAfter, ScaledForces, ShortRangeHole,
                                 StiffPair, ThinSkinVerletLastCall, WallHole)
@@ -263,8 +263,8 @@ def test_lengths_and_time_steps():
 def test_time_step_follows_the_stiffest_mode_capped_by_the_mass_based_default():
     from ase.calculators.lj import LennardJones
 
-    from conformance.model import Model
-    from conformance.structures import build_cases
+    from conformance.core.model import Model
+    from conformance.toolkit.structures import build_cases
 
     def chosen(calc, species, kind, **options):
         model = Model(calc)

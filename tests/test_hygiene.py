@@ -12,10 +12,10 @@ from ase.calculators.lj import LennardJones
 from ase.constraints import FixAtoms
 
 from conformance import audit
-from conformance.config import build_config
-from conformance.session import open_session
+from conformance.run.config import build_config
+from conformance.run.session import open_session
 from conformance.checks.hygiene import atoms_differences, call_calculator, unit_hint
-from conformance.model import Model, ModelError
+from conformance.core.model import Model, ModelError
 from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.conservation import DirectForceOnly

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conformance import audit
-from conformance.config import ConfigError, build_config
-from conformance.isolation import ModelLoadError, describe_exit, kill_after, open_remote_session
+from conformance.run.config import ConfigError, build_config
+from conformance.run.isolation import ModelLoadError, describe_exit, kill_after, open_remote_session
 from tests.zoo.crashing import FaultyOn
 
 SPEC = "tests.zoo.crashing:FaultyOn"
@@ -141,7 +141,7 @@ def test_a_model_the_worker_cannot_load_fails_every_item_with_the_reason():
 
 
 def test_the_parent_never_loads_the_model_so_a_crash_while_loading_is_a_load_error():
-    """What the pytest plugin does (conformance.plugin turns the error into a failing
+    """What the pytest plugin does (conformance.plugin.hooks turns the error into a failing
     load_model item): the worker opens the run; the model segfaults there, not here."""
     with pytest.raises(ModelLoadError) as caught:
         open_remote_session(build_config({"model": "tests.zoo.crashing:CrashesOnLoad", "isolate": True}))

@@ -5,12 +5,12 @@ import os
 
 import pytest
 
-from conformance.accounting import Ledger, complete_results, crashed_item_result, not_run_reason
-from conformance.config import ConfigError, build_config
-from conformance.journal import (Journal, JournalError, fingerprint, journal_path, main, read_journal,
+from conformance.run.accounting import Ledger, complete_results, crashed_item_result, not_run_reason
+from conformance.run.config import ConfigError, build_config
+from conformance.run.journal import (Journal, JournalError, fingerprint, journal_path, main, read_journal,
                                  report_from_journal, resume)
-from conformance.report import Report, atomic_write_text, format_table
-from conformance.result import CheckResult
+from conformance.reporting.report import Report, atomic_write_text, format_table
+from conformance.core.result import CheckResult
 
 CONFIG = build_config({"model": "ase:EMT", "species": "Cu", "checks": "net_force", "seed": 0})
 

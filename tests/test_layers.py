@@ -53,3 +53,57 @@ def test_the_import_reader_sees_relative_and_nested_imports(tmp_path):
     assert "conformance.featurize.descriptors" in names       # nested, relative import
     assert "conformance.audits.data" in names
     assert _offending([probe], lambda name: name == "conformance.audits.data")
+
+
+#: The suite's layers, bottom up: a module may import its own layer and those below.
+LAYERS = ("featurize", "core", "toolkit", "audits", "checks", "reporting", "run", "plugin")
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "conformance" and len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def _suite_modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in sorted(SUITE.rglob("*.py"))}
+
+
+def test_every_module_of_the_suite_lives_in_a_layer():
+    loose = [m for m in _suite_modules() if m != "conformance" and _layer(m) is None]
+    assert loose == []
+    assert {_layer(m) for m in _suite_modules()} - {None} == set(LAYERS)
+
+
+def test_imports_point_down_the_layers():
+    upward = []
+    for module, path in _suite_modules().items():
+        mine = _layer(module)
+        if mine is None:
+            continue
+        for line, name in _imports(path):
+            theirs = _layer(name)
+            if theirs is not None and LAYERS.index(theirs) > LAYERS.index(mine):
+                upward.append(f"{path.relative_to(ROOT)}:{line} ({mine}) imports {name} ({theirs})")
+    assert upward == []
+
+
+def test_no_import_cycles_between_modules():
+    from graphlib import CycleError, TopologicalSorter
+
+    modules = _suite_modules()
+    graph = {m: {name for _, name in _imports(p) if name in modules and name != m
+                 and not m.startswith(name + ".")}   # a package's own __init__ is no edge
+             for m, p in modules.items()}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as err:
+        raise AssertionError(f"import cycle: {' -> '.join(err.args[1])}") from None
+    assert len(order) == len(modules)
+
+
+def test_the_layer_reader_flags_an_upward_import():
+    probe = SUITE / "core" / "registry.py"
+    assert _layer("conformance.core.registry") == "core"
+    assert _layer("conformance.plugin.hooks") == "plugin" and _layer("numpy") is None
+    assert any(_layer(name) == "core" for _, name in _imports(probe))

@@ -10,8 +10,8 @@ from ase.calculators.lj import LennardJones
 
 from conformance import audit
 from conformance.checks.locality import gap_test, margin, sphere_from_crystal
-from conformance.model import Model
-from conformance.tolerances import Tolerances
+from conformance.core.model import Model
+from conformance.core.tolerances import Tolerances
 from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.smoothness import LeakyCutoff, MeanField, NonExtensive

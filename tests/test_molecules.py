@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 
-from conformance.config import build_config
-from conformance.model import Model
-from conformance.relax import RELAX_STEPS, find_relaxed_case, relax_cases
-from conformance.session import open_session
-from conformance.structures import build_cases, find_case, g2_molecule
+from conformance.run.config import build_config
+from conformance.core.model import Model
+from conformance.toolkit.relax import RELAX_STEPS, find_relaxed_case, relax_cases
+from conformance.run.session import open_session
+from conformance.toolkit.structures import build_cases, find_case, g2_molecule
 from tests.conftest import failed_checks
 from tests.zoo.molecules import MolecularFF, NoWallFF
 
@@ -26,7 +26,7 @@ MOLECULE_MD = dict(md_temperature=1000.0, md_timestep=0.3)
 
 
 def relaxed_session(calc, species, checks, **options):
-    """open_session, then relax the cases as the session will (conformance.relax)."""
+    """open_session, then relax the cases as the session will (conformance.toolkit.relax)."""
     session = open_session(build_config(dict(species=species, checks=checks, **options)), calc)
     log = []
     cases = {c.name: c for c in relax_cases(session.model, session.cases, seed=session.config.seed, log=log)}

@@ -170,7 +170,7 @@ def test_runs_beside_the_projects_own_tests(pytester):
 
 
 def test_explicit_pyargs_form(pytester):
-    result = run(pytester, "--pyargs", "conformance.suite", "--mlip-model=ase:EMT", "--mlip-species=Cu",
+    result = run(pytester, "--pyargs", "conformance.plugin.suite", "--mlip-model=ase:EMT", "--mlip-species=Cu",
                  "--mlip-checks=large_offset", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=7)
 

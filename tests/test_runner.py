@@ -5,7 +5,7 @@ import time
 from ase.calculators.emt import EMT
 
 from conformance import audit
-from conformance.model import Model, ModelError, MissingProperty
+from conformance.core.model import Model, ModelError, MissingProperty
 from tests.zoo.base import SmoothPair
 from tests.zoo.faulty import Hangs, NoStress, Raising, ReturnsNaN, WrongShape
 

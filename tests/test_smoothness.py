@@ -10,10 +10,11 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
-from conformance import audit, scans
+from conformance import audit
+from conformance.toolkit import scans
 from conformance.checks.smoothness import N_ANGLE, N_CROSS, N_DIMER, N_STRAIN, REFINE_CALLS
-from conformance.model import Model
-from conformance.tolerances import TABLE
+from conformance.core.model import Model
+from conformance.core.tolerances import TABLE
 from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.smoothness import ShiftedLJ, ShortRangeHole, TruncatedLJ
@@ -237,7 +238,7 @@ def test_vanishing_radius_and_pair_bookkeeping():
 
 def test_analyse_dimer_is_a_pure_function_of_a_curve():
     from conformance.checks.smoothness import analyse_dimer
-    from conformance.tolerances import Tolerances
+    from conformance.core.tolerances import Tolerances
 
     r = np.linspace(1.0, 6.0, 200)
     x = np.exp(-1.3 * (r - 2.5))

@@ -7,9 +7,9 @@ from ase.calculators.emt import EMT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import strategies as strat
-from conformance import transforms as tf
-from conformance.structures import (KINDS, MAX_MOLECULES, MOLECULAR_SPECIES, _g2_catalogue, build_cases,
+from conformance.toolkit import strategies as strat
+from conformance.toolkit import transforms as tf
+from conformance.toolkit.structures import (KINDS, MAX_MOLECULES, MOLECULAR_SPECIES, _g2_catalogue, build_cases,
                                     find_case, g2_molecule, molecule_cover)
 
 
@@ -227,7 +227,7 @@ def test_search_spaces_sample_valid_operations():
 
 
 def test_search_shrinks_a_violation_to_a_small_angle():
-    from conformance.result import Field
+    from conformance.core.result import Field
 
     def measure(rot):  # "fails" whenever the angle exceeds 30 degrees
         return [Field("angle", rot.angle_deg, 30.0, "deg")]

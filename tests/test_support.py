@@ -7,8 +7,8 @@ from ase import Atoms
 from ase.build import fcc111
 
 from conformance import audit
-from conformance.boxing import in_vacuum_box
-from conformance.model import Model
+from conformance.core.boxing import in_vacuum_box
+from conformance.core.model import Model
 from tests.conftest import statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.support import BulkOnly, NeedsCell
@@ -35,7 +35,7 @@ def test_a_model_that_needs_a_cell_is_boxed_with_one_finding_and_no_errors():
 
 def test_boxed_results_equal_the_isolated_ones():
     """For a local model, a molecule in a box with vacuum >= 2 r_c + 2 Å is the molecule."""
-    from conformance.structures import find_case
+    from conformance.toolkit.structures import find_case
 
     atoms = find_case("cluster_Cu13", ["Cu"]).copy()
     plain = Model(SmoothPair()).evaluate(atoms)

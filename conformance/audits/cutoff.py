@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .data import DataError, species_of
-from .outliers import FIT_DESCRIPTOR, _fit, design_errors
+from .outliers import FIT_DESCRIPTOR, design_errors, fit_parameters
 
 __all__ = ["CutoffReport", "cutoff_convergence"]
 
@@ -197,7 +197,7 @@ def cutoff_convergence(train, test, cutoffs, *, judged: float | None = None, spe
         descriptor = Descriptor(species, **_settings(rc))
         design = design_matrix(train, descriptor, sigmas)
         test_design = design_matrix(test, descriptor, sigmas)
-        theta = _fit(design.X, design.y, design.row_weight, lam, descriptor.n_species)
+        theta = fit_parameters(design.X, design.y, design.row_weight, lam, descriptor.n_species)
         rows.append(dict(cutoff=rc, **_rmse(design_errors(theta, test_design)),
                          n_radial=descriptor.n_radial, neighbours=_mean_neighbours(train, rc),
                          seconds=time.perf_counter() - t0))
@@ -212,7 +212,7 @@ def cutoff_convergence(train, test, cutoffs, *, judged: float | None = None, spe
     if far.shape[0] != design.X.shape[0] or far_test.shape[0] != test_design.X.shape[0]:
         raise AssertionError("shell rows do not match the design matrix rows")
     extended = dataclasses.replace(design, X=np.hstack([design.X, far]))
-    theta = _fit(extended.X, extended.y, extended.row_weight, lam, len(species))
+    theta = fit_parameters(extended.X, extended.y, extended.row_weight, lam, len(species))
     errors = design_errors(theta, dataclasses.replace(test_design,
                                                       X=np.hstack([test_design.X, far_test])))
     return CutoffReport(pd.DataFrame(rows), judged, cutoffs[-1],

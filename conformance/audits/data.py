@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..model import InputError
+from ..core.model import InputError
 
 __all__ = ["DataError", "read_labelled", "check_labelled", "labels", "structure_errors",
            "error_summary", "species_of"]
@@ -202,9 +202,9 @@ def structure_errors(model, structures) -> pd.DataFrame:
 
     Parameters
     ----------
-    model : conformance.model.Model or ASE calculator
+    model : conformance.core.model.Model or ASE calculator
         Evaluated on copies of the structures (a calculator is wrapped in a
-        :class:`~conformance.model.Model`, so model errors raise ``ModelError``).
+        :class:`~conformance.core.model.Model`, so model errors raise ``ModelError``).
     structures : sequence of ase.Atoms
         Labelled (see :func:`labels`).
 
@@ -215,7 +215,7 @@ def structure_errors(model, structures) -> pd.DataFrame:
         label, eV/atom), ``force_sse`` (sum of squared force-component errors,
         eV²/Å²), ``n_force`` (3N) and ``force_rmse`` (eV/Å).
     """
-    from ..model import Model
+    from ..core.model import Model
 
     if not isinstance(model, Model):
         model = Model(model)

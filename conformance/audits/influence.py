@@ -28,6 +28,40 @@ import scipy.linalg
 
 from .data import DataError
 
+
+@dataclass
+class CooksDistance:
+    """Result of :func:`~conformance.audits.outliers.grouped_cooks_distance`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per group, in order of first appearance: ``group``, ``n_rows``,
+        ``leverage`` (tr H_gg), ``cooks_distance`` (D_g), ``cooks_<kind>`` per kind,
+        ``max_studentized`` (largest |studentised residual|), ``max_row`` (its row
+        index in the input), ``suspect`` (its kind).
+    theta : ndarray, shape (p_cols,)
+        Fitted parameters.
+    studentized : ndarray, shape (n_rows,)
+        Studentised residuals (per-kind scale).
+    leverage : ndarray, shape (n_rows,)
+        Diagonal of the hat matrix.
+    p, s2, dof : float
+        Effective number of parameters tr(H), residual variance, n_rows - p.
+    kinds : dict kind -> dict(p=..., s2=..., n=...)
+        Per-kind effective parameters, residual variance and row count.
+    """
+
+    table: pd.DataFrame
+    theta: np.ndarray
+    studentized: np.ndarray = field(repr=False)
+    leverage: np.ndarray = field(repr=False)
+    p: float
+    s2: float
+    dof: float
+    kinds: dict
+
+
 __all__ = ["NormalStats", "LinearFit", "GroupInfluence", "group_influence", "cooks_distance"]
 
 
@@ -247,8 +281,6 @@ def group_influence(X, y, groups, fit: LinearFit, weights=None, kinds=None,
 def cooks_distance(fit: LinearFit, parts):
     """Join the partitions' :class:`GroupInfluence` into a
     :class:`~conformance.audits.outliers.CooksDistance` (groups in partition order)."""
-    from .outliers import CooksDistance
-
     parts = list(parts)
     offsets = np.cumsum([0] + [len(p.labels) for p in parts])
     e = np.concatenate([p.residual for p in parts])

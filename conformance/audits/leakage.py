@@ -381,7 +381,7 @@ def fourth_moment(chunks):
     return fourth
 
 
-def _tree(points):
+def kd_tree(points):
     from scipy.spatial import cKDTree
 
     # sliding-midpoint splits build faster and query as fast on clustered data
@@ -430,7 +430,7 @@ def deduplicate(points, tol: float | None = None, tree=None, nn=None):
 
     tol = DUPLICATE_DISTANCE if tol is None else tol
     n = len(points)
-    tree = _tree(points) if tree is None else tree
+    tree = kd_tree(points) if tree is None else tree
     if nn is None:
         nn = train_nearest_neighbours(tree, points)[0] if n > 1 else np.full(n, np.inf)
     close = np.flatnonzero(nn <= tol)
@@ -587,7 +587,7 @@ class LeakageReport:
         return out
 
 
-def _as_descriptors(data, descriptor, name):
+def as_descriptors(data, descriptor, name):
     """(array, structures or None) from structures or a precomputed array."""
     if isinstance(data, np.ndarray):
         if data.ndim != 2:
@@ -619,7 +619,7 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
     descriptor : conformance.featurize.descriptors.Descriptor, optional
         Used for structures; default :data:`LEAKAGE_DESCRIPTOR` on the species of
         train and test together.
-    model : ASE calculator or conformance.model.Model, optional
+    model : ASE calculator or conformance.core.model.Model, optional
         If given (with structures), its test errors are reported with and
         without the leaked structures.
     test_errors : pandas.DataFrame, optional
@@ -663,8 +663,8 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
     if descriptor is None and not isinstance(train, np.ndarray):
         train, test = list(train), list(test)
         descriptor = default_descriptor(species_of(train + test))
-    x_train, _ = _as_descriptors(train, descriptor, "training set")
-    x_test, test_structures = _as_descriptors(test, descriptor, "test set")
+    x_train, _ = as_descriptors(train, descriptor, "training set")
+    x_test, test_structures = as_descriptors(test, descriptor, "test set")
     if x_train.shape[1] != x_test.shape[1]:
         raise DataError(f"train and test descriptors differ in width: {x_train.shape[1]} vs "
                         f"{x_test.shape[1]}")
@@ -681,15 +681,15 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
         report = leakage_from_index(ann, whitener, x_test, quantile=quantile,
                                     min_ratio=min_ratio, max_ratio=max_ratio,
                                     calibration_size=calibration_size, seed=seed)
-        return _with_errors(report, test_errors, model, test_structures, len(x_test))
+        return with_test_errors(report, test_errors, model, test_structures, len(x_test))
     z_train = whitener.transform(x_train)
-    tree = _tree(z_train)
+    tree = kd_tree(z_train)
     nn_all, _, calibration = train_nearest_neighbours(tree, z_train, chunk_size, workers)
     unique, representative = deduplicate(z_train, tree=tree, nn=nn_all)
     if len(unique) < 3:
         raise DataError(f"training set: need at least 3 distinct structures, got {len(unique)}")
     if len(unique) < len(z_train):   # rare: redo the geometry without the duplicates
-        tree = _tree(z_train[unique])
+        tree = kd_tree(z_train[unique])
         nn_u, _, calibration = train_nearest_neighbours(tree, z_train[unique], chunk_size,
                                                         workers)
     else:
@@ -710,10 +710,10 @@ def mahalanobis_leakage(train, test, *, descriptor=None, model=None, test_errors
     pairs = pairs.sort_values(["distance", "test_index"], kind="stable").reset_index(drop=True)
     report = LeakageReport(pairs, threshold, quantile, leaked, d, j, ratio, nn_train, calibration,
                            off, len(z_train) - len(unique), whitener, min_ratio, max_ratio)
-    return _with_errors(report, test_errors, model, test_structures, len(x_test))
+    return with_test_errors(report, test_errors, model, test_structures, len(x_test))
 
 
-def _with_errors(report: LeakageReport, test_errors, model, test_structures, n_test: int):
+def with_test_errors(report: LeakageReport, test_errors, model, test_structures, n_test: int):
     """The report with the model's test errors on all / without leaked / leaked structures."""
     if test_errors is None and model is not None:
         if test_structures is None:

@@ -91,6 +91,7 @@ import scipy.stats
 
 from ..featurize.ridge import ridge_penalty
 from .data import DataError, species_of
+from .influence import CooksDistance  # noqa: F401  (re-exported: the result type of this module)
 
 __all__ = ["FIT_DESCRIPTOR", "CooksDistance", "grouped_cooks_distance", "ridge_penalty",
            "OutlierReport", "influential_outliers", "design_errors", "outlier_statistics",
@@ -114,39 +115,6 @@ KINDS = ("energy", "forces", "stress")
 #: (see the module doc for what honest data reaches).
 GROSS_Z = 25.0
 VOIGT_NAMES = ("xx", "yy", "zz", "yz", "xz", "xy")
-
-
-@dataclass
-class CooksDistance:
-    """Result of :func:`grouped_cooks_distance`.
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        One row per group, in order of first appearance: ``group``, ``n_rows``,
-        ``leverage`` (tr H_gg), ``cooks_distance`` (D_g), ``cooks_<kind>`` per kind,
-        ``max_studentized`` (largest |studentised residual|), ``max_row`` (its row
-        index in the input), ``suspect`` (its kind).
-    theta : ndarray, shape (p_cols,)
-        Fitted parameters.
-    studentized : ndarray, shape (n_rows,)
-        Studentised residuals (per-kind scale).
-    leverage : ndarray, shape (n_rows,)
-        Diagonal of the hat matrix.
-    p, s2, dof : float
-        Effective number of parameters tr(H), residual variance, n_rows - p.
-    kinds : dict kind -> dict(p=..., s2=..., n=...)
-        Per-kind effective parameters, residual variance and row count.
-    """
-
-    table: pd.DataFrame
-    theta: np.ndarray
-    studentized: np.ndarray = field(repr=False)
-    leverage: np.ndarray = field(repr=False)
-    p: float
-    s2: float
-    dof: float
-    kinds: dict
 
 
 def grouped_cooks_distance(X, y, groups, *, weights=None, ridge=None, kinds=None,
@@ -643,7 +611,7 @@ def _robust_z(studentized, kinds, structures, index, exclude: int = 3) -> np.nda
     return (top / np.maximum(rest, 1.0)).reindex(index).to_numpy()
 
 
-def _fit(X, y, w, lam: float, n_species: int) -> np.ndarray:
+def fit_parameters(X, y, w, lam: float, n_species: int) -> np.ndarray:
     """Weighted ridge fit exactly as :func:`conformance.featurize.ridge.solve`."""
     from ..featurize.ridge import solve
 

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .data import DataError, species_of
-from .leakage import (Whitener, _as_descriptors, _tree, default_descriptor, nearest_neighbours,
+from .leakage import (Whitener, as_descriptors, default_descriptor, kd_tree, nearest_neighbours,
                       train_nearest_neighbours)
 
 __all__ = ["configuration_axes", "plan_cells", "load_plan", "observed_cells", "assign_cells",
@@ -478,11 +478,11 @@ def sampling_coverage(train, test=None, *, plan=None, plan_source: str | None = 
     else:
         if descriptor is None and not arrays:
             descriptor = default_descriptor(species_of(train + (test or [])))
-        x_train, _ = _as_descriptors(train, descriptor, "training set")
-        x_test = None if test is None else _as_descriptors(test, descriptor, "test set")[0]
+        x_train, _ = as_descriptors(train, descriptor, "training set")
+        x_test = None if test is None else as_descriptors(test, descriptor, "test set")[0]
     whitener = Whitener.fit(x_train, shrinkage, eigenvalue_floor)
     z_train = whitener.transform(x_train)
-    tree = _tree(z_train)
+    tree = kd_tree(z_train)
     if train_groups is None and not arrays and group_key and all(group_key in a.info
                                                                    for a in train):
         train_groups = [a.info[group_key] for a in train]

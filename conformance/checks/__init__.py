@@ -3,7 +3,7 @@
 Every public module here (no leading underscore) is imported, in alphabetical
 order, so a new family only needs a new module. Nothing here imports pytest:
 checks are plain functions ``(model, case, ctx, rng) -> Verdict`` (see
-:mod:`conformance.registry`).
+:mod:`conformance.core.registry`).
 """
 
 import importlib

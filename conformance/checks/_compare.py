@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..tolerances import Tolerances
+from ..core.tolerances import Tolerances
 
 VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 
@@ -44,12 +44,12 @@ def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances
         Number of atoms the energy is a sum over.
     prefix : str
         Prepended to field names (``"rotated "``).
-    noise : conformance.noise.Noise, optional
+    noise : conformance.toolkit.noise.Noise, optional
         The model's noise floor on the case; ``noise_factor`` times it is added
         to each tolerance (float32 models).
     """
-    from ..noise import Noise
-    from ..result import Field
+    from ..toolkit.noise import Noise
+    from ..core.result import Field
 
     noise = noise or Noise()
     k = tol["noise_factor"]
@@ -80,7 +80,7 @@ def case_reproducer(case, ctx, body: str) -> str:
 
     ``calc`` is loaded from the run's model spec when there is one, else it stands
     for the user's calculator; the species are the run's, so
-    :func:`conformance.structures.find_case` rebuilds the identical case.
+    :func:`conformance.toolkit.structures.find_case` rebuilds the identical case.
     """
     species = list(ctx.species) or sorted(set(case.atoms.get_chemical_symbols()))
     modules = "structures, transforms" if "transforms." in body else "structures"
@@ -90,6 +90,6 @@ def case_reproducer(case, ctx, body: str) -> str:
         calc = f"import adapters\ncalc = adapters.load({spec!r}{kwargs}).calc\n"
     else:
         calc = "calc = ...  # your calculator\n"
-    return (f"import numpy as np\nfrom conformance import {modules}\n"
+    return (f"import numpy as np\nfrom conformance.toolkit import {modules}\n"
             f"atoms = structures.find_case({case.name!r}, species={species!r}, "
             f"seed={ctx.config.seed}).copy()\n" + calc + body)

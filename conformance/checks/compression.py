@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import scans
-from ..registry import check
-from ..result import Field, Verdict
-from ..tolerances import define
+from ..toolkit import scans
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.tolerances import define
 from ._compare import case_reproducer
 
 define("compression_hole_atol", "eV/atom", 1e-3, 2e-3,

@@ -23,10 +23,10 @@ from ..audits import data as _data
 from ..audits import engine as _engine
 from ..audits import sampling as _sampling
 from ..audits import stream as _stream
-from ..model import MissingProperty, Skip
-from ..registry import check
-from ..result import Field, Verdict
-from ..tolerances import define
+from ..core.model import MissingProperty, Skip
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.tolerances import define
 
 DATA = frozenset({"data"})
 
@@ -79,7 +79,7 @@ _AUDIT_OF = {"mahalanobis_leakage": "leakage", "influential_outliers": "outliers
 
 def _wanted(config) -> tuple:
     """Audits of the data checks this run selects (the engine computes only those)."""
-    from ..registry import select
+    from ..core.registry import select
 
     try:
         names = {c.name for c in select(list(config.checks) or None)}
@@ -175,9 +175,9 @@ def mahalanobis_leakage(model, case, ctx, rng):
     except MissingProperty as exc:
         errors, note = None, f"(no test errors: {exc})"
     if errors is not None:
-        from ..audits.leakage import _with_errors
+        from ..audits.leakage import with_test_errors
 
-        report = _with_errors(report, errors, None, None, report.n_test)
+        report = with_test_errors(report, errors, None, None, report.n_test)
     where = ""
     if report.n_leaked:
         top = report.pairs.iloc[0]

@@ -1,7 +1,7 @@
 """Dynamics family: does the model survive molecular dynamics?
 
 Three checks drive the model with ASE integrators through
-:class:`conformance.md.AuditedCalculator` (every force call is a counted,
+:class:`conformance.toolkit.md.AuditedCalculator` (every force call is a counted,
 timed, validated call of the model's calculator, reused from step to step
 without reset as in a user's run; a NaN mid-run is an ``error`` naming the
 step). The time step follows the model's stiffest mode (:func:`chosen_timestep`)
@@ -36,11 +36,11 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
-from .. import md
-from ..model import ModelError
-from ..registry import check
-from ..result import Field, Verdict
-from ..tolerances import define
+from ..toolkit import md
+from ..core.model import ModelError
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.tolerances import define
 from ._compare import compare
 
 #: Default steps per run: NVE runs `nve` steps at dt and 2 x `nve` at dt/2.
@@ -157,7 +157,7 @@ def chosen_timestep(model, ctx, atoms: Atoms, temperature: float = NVE_TEMPERATU
 def start_case(model, case):
     """Where MD starts: the case itself when periodic; for an isolated one
     (cluster, molecule) the case relaxed to the model's own minimum near it
-    (:func:`conformance.relax.relax_cases`: at most 51 calls, once per case
+    (:func:`conformance.toolkit.relax.relax_cases`: at most 51 calls, once per case
     and model, kept in ``model.relaxed_starts``), so that the run judges the
     model, not a built geometry far from its minimum (a Si icosahedron at the
     fcc spacing starts with T jumping 12-fold). The returned case's ``note``
@@ -165,7 +165,7 @@ def start_case(model, case):
     if case.periodic:
         return case
     if case.name not in model.relaxed_starts:
-        from ..relax import relax_cases
+        from ..toolkit.relax import relax_cases
 
         model.relaxed_starts[case.name] = relax_cases(model, [case], tags=("isolated",))[0]
     return model.relaxed_starts[case.name]

@@ -33,11 +33,12 @@ from ase import Atom, Atoms
 from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
-from ..model import MissingProperty, ModelError, Skip, validate
-from ..registry import check
-from ..result import Field, Verdict
-from ..structures import ANY, nearest_neighbour_distance
-from ..tolerances import define
+from ..core.model import MissingProperty, ModelError, Skip, validate
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.cases import ANY
+from ..toolkit.structures import nearest_neighbour_distance
+from ..core.tolerances import define
 from ._compare import case_reproducer, compare
 
 define("memory_growth_traced", "B/call", 1024.0, 1024.0,

@@ -13,7 +13,7 @@ here with a control so they cannot pass trivially:
   spectators change no force.
 
 The cutoff is the declared one (``model.tags.cutoff``) or the one detected
-from dimer scans (:func:`conformance.scans.cutoff_for`). Models tagged
+from dimer scans (:func:`conformance.toolkit.scans.cutoff_for`). Models tagged
 ``strictly_local=False`` get the range of influence measured and reported
 instead of judged.
 """
@@ -25,11 +25,11 @@ import math
 import numpy as np
 from ase import Atoms
 
-from .. import scans
-from ..model import Skip
-from ..registry import check
-from ..result import Field, Verdict
-from ..tolerances import define
+from ..toolkit import scans
+from ..core.model import Skip
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.tolerances import define
 from ._compare import compare
 
 define("locality_force_atol", "eV/Å", 1e-8, 2e-5,

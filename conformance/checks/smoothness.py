@@ -4,7 +4,7 @@ A potential whose energy or force jumps where a neighbour crosses the cutoff
 heats NVE dynamics, breaks geometry optimisers and gives spurious phonons. The
 checks scan one coordinate on a fine uniform grid and compare every change
 between neighbouring grid points with what the neighbouring intervals predict
-(:func:`conformance.scans.jump_test`): a genuine discontinuity is told apart
+(:func:`conformance.toolkit.scans.jump_test`): a genuine discontinuity is told apart
 from a steep wall and a jump of the force from a kink of the energy.
 
 * ``dimer_curve`` — every species pair from deep repulsion out past the cutoff;
@@ -20,11 +20,11 @@ import dataclasses
 import numpy as np
 from ase.neighborlist import neighbor_list
 
-from .. import scans
-from ..model import Skip
-from ..registry import check
-from ..result import Field, Verdict
-from ..tolerances import define
+from ..toolkit import scans
+from ..core.model import Skip
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.tolerances import define
 from ._compare import compare
 
 define("smooth_energy_atol", "eV", 1e-4, 2e-4,

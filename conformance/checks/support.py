@@ -1,7 +1,7 @@
 """Structure support: which classes of structure the model evaluates (one finding per class).
 
 The session probes every class once before the checks run
-(:func:`conformance.support.probe_support`); this item reports the outcome,
+(:func:`conformance.run.probe.probe_support`); this item reports the outcome,
 so a model that needs a vacuum box, or cannot do a class at all, gets one
 finding that names the class, the error and the declaration that fixes it,
 instead of one identical error per item.
@@ -9,9 +9,9 @@ instead of one identical error per item.
 
 from __future__ import annotations
 
-from ..model import Skip
-from ..registry import check
-from ..result import Field, Verdict
+from ..core.model import Skip
+from ..core.registry import check
+from ..core.result import Field, Verdict
 
 FIX = {
     "isolated": "declare mlip_tags = {'periodic_only': True} to box them without probing, or leave "

@@ -12,14 +12,14 @@ from typing import Callable
 
 import numpy as np
 
-from .. import strategies as strat
-from .. import transforms as tf
-from ..model import Skip
-from ..registry import check
-from ..result import Field, Verdict
-from ..tolerances import define
-from ..structures import ANY, PERIODIC
-from ..noise import Noise, noise_floor
+from ..toolkit import strategies as strat
+from ..toolkit import transforms as tf
+from ..core.model import Skip
+from ..core.registry import check
+from ..core.result import Field, Verdict
+from ..core.tolerances import define
+from ..core.cases import ANY, PERIODIC
+from ..toolkit.noise import Noise, noise_floor
 from ._compare import case_reproducer, compare, properties_for
 
 COMPARE = "\n# evaluate both structures with calc and compare energy, mapped forces and stress"

@@ -1,8 +1,8 @@
 """The check catalogue and tolerance table (Markdown) generated from the registry.
 
-``python -m conformance.catalogue`` prints the catalogue: for every registered
+``python -m conformance.reporting.catalogue`` prints the catalogue: for every registered
 check its family, the cases it runs on, the unit of its measured value, its
-model calls and its one-line summary. ``python -m conformance.catalogue
+model calls and its one-line summary. ``python -m conformance.reporting.catalogue
 --update README.md`` rewrites the generated blocks of the README in place
 (between ``<!-- catalogue:start ... -->``/``<!-- catalogue:end -->`` and the
 same for ``tolerances``); a test keeps the README in sync.
@@ -14,8 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-from .registry import all_checks
-from .tolerances import markdown_table
+from ..core.registry import all_checks
+from ..core.tolerances import markdown_table
 
 
 def markdown_catalogue() -> str:

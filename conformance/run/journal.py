@@ -12,7 +12,7 @@ It lives next to the report (``audit.json.journal.jsonl`` for
 ``--mlip-report=audit.json``), else in ``.mlip-conformance/journal.jsonl`` under
 pytest's root directory. ``--mlip-resume`` reads it back: items already there
 are not run again, when the run's :func:`fingerprint` (model, species, seed,
-options) is the journal's. ``python -m conformance.journal JOURNAL`` writes the
+options) is the journal's. ``python -m conformance.run.journal JOURNAL`` writes the
 report of an interrupted run from its journal (items not run marked as such).
 """
 
@@ -61,7 +61,7 @@ def fingerprint(config) -> dict[str, Any]:
     the input files' size and time, and the suite's version."""
     import dataclasses
 
-    from . import __version__
+    from .. import __version__
 
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
               if f.name not in NOT_FINGERPRINTED}
@@ -180,10 +180,10 @@ def resume(path: str | os.PathLike, expected: dict) -> JournalContents:
 
 
 def report_from_journal(path: str | os.PathLike, reason: str | None = None):
-    """The :class:`~conformance.report.Report` of the run a journal records: its
+    """The :class:`~conformance.reporting.report.Report` of the run a journal records: its
     finished items, and every other selected item as ``not run``."""
     from .accounting import complete_results
-    from .report import Report
+    from ..reporting.report import Report
 
     contents = read_journal(path)
     reason = reason or (f"not run: the run ended before this item (report rebuilt from the journal "
@@ -197,7 +197,7 @@ def report_from_journal(path: str | os.PathLike, reason: str | None = None):
 
 
 def main(argv=None) -> int:
-    """``python -m conformance.journal JOURNAL [-o REPORT]``: the report of a journal."""
+    """``python -m conformance.run.journal JOURNAL [-o REPORT]``: the report of a journal."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Write the report of a (possibly interrupted) "

@@ -25,8 +25,8 @@ import io
 import math
 from typing import Any
 
-from .report import fmt_value, with_unit
-from .result import OUTCOMES
+from .units import with_unit
+from ..core.result import OUTCOMES
 
 STATUS_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "skipped": "#8c959f", "error": "#bf8700",
                   "xfailed": "#6f42c1", "xpassed": "#cf222e"}
@@ -39,7 +39,7 @@ def _summary_rows(report) -> list[tuple[str, dict]]:
 
 def _tolerance_rows(md) -> list[tuple[str, str, str, str]]:
     """(name, value, unit, reason) of every tolerance, from the metadata and the table."""
-    from .tolerances import TABLE
+    from ..core.tolerances import TABLE
 
     rows = []
     for name, value in (md.get("tolerances") or {}).items():
@@ -207,7 +207,7 @@ def _status(status: str) -> str:
 
 def _check_docs() -> dict[str, str]:
     try:
-        from .registry import all_checks
+        from ..core.registry import all_checks
 
         return {name: spec.summary for name, spec in all_checks().items()}
     except Exception:  # pragma: no cover

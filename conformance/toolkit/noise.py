@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tolerances import define
+from ..core.tolerances import define
 
 define("noise_factor", "1", 4.0, 4.0,
        "multiple of the model's measured noise floor (largest change under a repeat and two "

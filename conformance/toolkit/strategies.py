@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from .result import Field
+from ..core.result import Field
 from .transforms import mirror_matrix, rotation_matrix, same_species_permutation
 
 _unit = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)

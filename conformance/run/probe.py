@@ -8,7 +8,7 @@ more per class that needs a box):
 
 * ``native``: evaluates as given;
 * ``boxed``: raises as given, evaluates in a periodic vacuum box
-  (:mod:`conformance.boxing`) — the model is then tagged ``periodic_only`` and
+  (:mod:`conformance.core.boxing`) — the model is then tagged ``periodic_only`` and
   every structure of the class is boxed;
 * ``unsupported``: raises even in a box — the class's cases leave the run and
   the ``structure_support`` item is the one finding that names the class, the
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .boxing import CLASSES, structure_class
-from .model import MissingProperty, Model, ModelError
+from ..core.boxing import CLASSES, structure_class
+from ..core.model import MissingProperty, Model, ModelError
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """One conformance run: model, cases, tolerances and the (check, case) items.
 
 Both the Python API (:func:`conformance.audit`) and the pytest plugin build a
-:class:`Session` from a :class:`~conformance.config.RunConfig`; the plugin
+:class:`Session` from a :class:`~conformance.run.config.RunConfig`; the plugin
 then turns each item into a pytest item, the API runs them in a loop.
 """
 
@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ConfigError, RunConfig, did_you_mean
-from .model import Model
-from .registry import CheckSpec, generate, select
-from .result import CheckResult
+from ..core.model import Model
+from ..core.registry import CheckSpec, generate, select
+from ..core.result import CheckResult
 from .runner import item_id, run_check
-from .structures import Case, build_cases, read_structures
-from .tags import infer_tags
-from .tolerances import Tolerances
+from ..core.cases import Case
+from ..toolkit.structures import build_cases, read_structures
+from ..core.tags import infer_tags
+from ..core.tolerances import Tolerances
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Session:
     tolerances : Tolerances
     items : list of (CheckSpec, Case)
     worker : ModelWorker or None
-        With isolation (:mod:`conformance.isolation`), the worker process that
+        With isolation (:mod:`conformance.run.isolation`), the worker process that
         runs the items; None: they run in this process.
     probed : bool
         Whether the classes of structure were probed in this process
@@ -63,8 +64,8 @@ class Session:
         return result
 
     def run(self, progress: Callable[[CheckResult], Any] | None = None):
-        """Run every item; returns a :class:`~conformance.report.Report`."""
-        from .report import Report
+        """Run every item; returns a :class:`~conformance.reporting.report.Report`."""
+        from ..reporting.report import Report
 
         try:
             for spec, case in self.items:
@@ -98,6 +99,7 @@ def load_model(config: RunConfig, calc: Any = None) -> Model:
     """The Model for ``config.model`` (a spec) or for an in-memory ``calc``."""
     factory = None
     spec = config.model
+    declared = {}
     if calc is None:
         if not config.model:
             raise ConfigError("no model given: pass --mlip-model=SPEC (e.g. ase:EMT) or set "
@@ -106,12 +108,14 @@ def load_model(config: RunConfig, calc: Any = None) -> Model:
 
         loaded = load(config.model, config.model_kwargs)
         calc, factory = loaded.calc, loaded.factory
+        # species, cutoff, precision declared on the factory or class (the adapter reads them)
+        declared = {"species": loaded.species, "cutoff": loaded.cutoff, "precision": loaded.precision}
     overrides = {}
     if config.precision:
         overrides["precision"] = config.precision
     if config.species:
         overrides["species"] = tuple(config.species)
-    tags = infer_tags(calc, overrides)
+    tags = infer_tags(calc, overrides, declared)
     return Model(calc, factory=factory, spec=spec, tags=tags, timeout=config.timeout)
 
 
@@ -123,25 +127,19 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     here: for a process that only collects items while another process runs them;
     should it run items itself, it probes before the first.
 
-    With ``config.isolate`` the items run in a model worker process
-    (:mod:`conformance.isolation`, started on the first item), which loads the
-    model from ``config.model`` itself and probes there: this process makes no
-    model call.
+    The session runs its items in this process; for items run in a model worker
+    process, see :func:`conformance.run.isolation.open_isolated_session`.
 
     Raises
     ------
     adapters.SpecError, ConfigError, ValueError
         With a message for the user (bad spec, no species, unknown check...).
     """
-    if config.isolate and calc is not None:
-        raise ConfigError("isolate=True runs the model in a worker process that loads it from a "
-                          "spec: pass the model as a spec string (e.g. 'mypkg.models:make_calculator'), "
-                          "not as a calculator object")
     validate_names(config)
     model = load_model(config, calc)
     species = list(model.tags.species)
     if not species and config.train:  # the data's own species
-        from .audits.data import species_of
+        from ..audits.data import species_of
 
         species = species_of(read_structures(config.train))
         model.tags = model.tags.replace(species=tuple(species))
@@ -170,20 +168,16 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
         raise ConfigError(f"xfail declares {stale}, but this run has no such item "
                           f"(cases: {', '.join(c.name for c in cases)})")
     session = Session(config, model, cases, tolerances, items, report_dir)
-    if config.isolate:
-        from .isolation import ModelWorker, items_digest
-
-        session.worker = ModelWorker(config, items_digest(session), model.tags.species)
-    elif probe:
+    if probe:
         session.probe()
     return session
 
 
 def probe_classes(model: Model, cases: list) -> None:
-    """Probe which classes of structure the model evaluates (:mod:`conformance.support`);
+    """Probe which classes of structure the model evaluates (:mod:`conformance.run.probe`);
     the items of a class it cannot evaluate at all are skipped with the reason."""
-    from .boxing import structure_class
-    from .support import probe_support, unsupported_kinds
+    from ..core.boxing import structure_class
+    from .probe import probe_support, unsupported_kinds
 
     model.support = probe_support(model, cases)
     for name in unsupported_kinds(model.support, cases):
@@ -195,7 +189,7 @@ def probe_classes(model: Model, cases: list) -> None:
 def validate_names(config: RunConfig) -> None:
     """Every check or family named in checks, skip, xfail and per-check
     tolerances exists (raise ConfigError naming the unknown ones)."""
-    from .registry import all_checks
+    from ..core.registry import all_checks
 
     checks = all_checks()
     known = set(checks) | {c.family for c in checks.values()}
@@ -217,8 +211,7 @@ def metadata(session: Session) -> dict:
     import platform
     import sys
 
-    from . import __version__
-    from .isolation import describe_isolation
+    from .. import __version__
 
     versions = {"mlip-conformance": __version__, "python": sys.version.split()[0]}
     for mod in ("ase", "numpy", "scipy", "pandas", "hypothesis", "pytest", "vesin"):
@@ -226,7 +219,7 @@ def metadata(session: Session) -> dict:
             versions[mod] = __import__(mod).__version__
         except Exception:  # pragma: no cover
             pass
-    from .registry import all_checks
+    from ..core.registry import all_checks
 
     families_run = sorted({spec.family for spec, _ in session.items})
     model_checks = {n: c for n, c in all_checks().items() if c.family != "data"}  # data: --mlip-train
@@ -254,5 +247,5 @@ def metadata(session: Session) -> dict:
                         else sum(r.n_calls for r in session.results)),
         "calc_seconds": (session.model.calc_seconds if session.worker is None
                          else sum(r.calc_seconds for r in session.results)),
-        "isolation": describe_isolation(session.worker),
+        "isolation": session.worker.describe() if session.worker else {"isolated": False},
     }

@@ -4,18 +4,34 @@ A check is a function ``f(model, case, tol, rng) -> Verdict`` registered with
 its family, the properties it needs, the case tags it applies to, the unit of
 its measured value and a statement of how many model calls it makes. The same
 registry feeds :func:`conformance.audit` (no pytest) and the pytest plugin.
+
+Families are found, not imported by name: the suite's own are the modules of
+the package :data:`BUILTIN_FAMILIES`; an installed package adds one through the
+entry-point group :data:`ENTRY_POINT_GROUP` (the entry point's name is the
+family, its value the module that registers the family's checks)::
+
+    [project.entry-points."mlip_conformance.checks"]
+    phonons = "mypkg.phonon_checks"
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Callable, Iterable, Sequence
 
-from .structures import ANY, Case
+from .cases import ANY, Case, validate_case_tags
 from .tags import Tags
 
 FAMILIES = ("symmetry", "conservation", "hygiene", "smoothness", "locality", "dynamics", "data")
+#: The package whose modules are the suite's own families (imported by :func:`load_families`).
+BUILTIN_FAMILIES = "conformance.checks"
+#: Entry-point group of third-party check families (name: family, value: module).
+ENTRY_POINT_GROUP = "mlip_conformance.checks"
+#: Families added by installed packages, in the order they were loaded.
+PLUGIN_FAMILIES: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ class CheckSpec:
         Unit of the headline measured value.
     severity : str
         ``mandatory``, ``consistency`` or ``informational``
-        (:data:`conformance.result.SEVERITIES`); a field may override it.
+        (:data:`conformance.core.result.SEVERITIES`); a field may override it.
     """
 
     name: str
@@ -83,18 +99,19 @@ def check(family: str, needs: Iterable[str] = ("energy", "forces"), cases: Itera
 
     Example
     -------
-    >>> from conformance.registry import check
+    >>> from conformance.core.registry import check
     >>> @check(family="symmetry", cases={"isolated"}, calls="2", unit="eV")
     ... def my_check(model, case, tol, rng):
     ...     '''Energy is unchanged by doing nothing.'''
-    >>> from conformance.registry import REGISTRY
+    >>> from conformance.core.registry import REGISTRY
     >>> REGISTRY.pop("my_check").family
     'symmetry'
     """
     from .result import SEVERITIES
 
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; known: {FAMILIES}")
+    if family not in known_families():
+        raise ValueError(f"unknown family {family!r}; known: {known_families()} (a new family is "
+                         f"declared as an entry point of the group {ENTRY_POINT_GROUP!r})")
     if severity not in SEVERITIES:
         raise ValueError(f"unknown severity {severity!r}; known: {SEVERITIES}")
 
@@ -102,19 +119,39 @@ def check(family: str, needs: Iterable[str] = ("energy", "forces"), cases: Itera
         name = func.__name__
         if name in REGISTRY and REGISTRY[name].func is not func:
             raise ValueError(f"check {name!r} registered twice")
-        REGISTRY[name] = CheckSpec(name, family, func, frozenset(needs), frozenset(cases),
+        REGISTRY[name] = CheckSpec(name, family, func, frozenset(needs), validate_case_tags(cases),
                                    requires, calls, unit, severity)
         return func
 
     return register
 
 
-def all_checks() -> dict[str, CheckSpec]:
-    """Every registered check (imports the families first), ordered by family
-    as in :data:`FAMILIES`, then by definition order."""
-    import conformance.checks  # noqa: F401
+def known_families() -> tuple[str, ...]:
+    """The suite's families, then those added by installed packages."""
+    return FAMILIES + tuple(PLUGIN_FAMILIES)
 
-    order = sorted(REGISTRY.values(), key=lambda c: FAMILIES.index(c.family))
+
+def load_families() -> None:
+    """Import the suite's families and every family of the entry-point group
+    :data:`ENTRY_POINT_GROUP` (idempotent: imports happen once)."""
+    importlib.import_module(BUILTIN_FAMILIES)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name not in known_families():
+            PLUGIN_FAMILIES.append(point.name)
+        try:
+            point.load()
+        except Exception as exc:
+            raise ImportError(f"check family {point.name!r} (entry point {point.value!r} of "
+                              f"{ENTRY_POINT_GROUP!r}) could not be imported: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+
+def all_checks() -> dict[str, CheckSpec]:
+    """Every registered check (loads the families first), ordered by family as
+    in :func:`known_families`, then by definition order."""
+    load_families()
+    families = known_families()
+    order = sorted(REGISTRY.values(), key=lambda c: families.index(c.family))
     return {c.name: c for c in order}
 
 

@@ -2,19 +2,19 @@
 
 Loaded through the ``pytest11`` entry point; imports nothing heavy at module
 level. With ``--mlip-model`` (or ``model`` in ``[tool.mlip-conformance]``) the
-suite module ``conformance/suite.py`` is added to the collected paths, so
+suite module ``conformance/plugin/suite.py`` is added to the collected paths, so
 ``pytest --mlip-model=ase:EMT`` works in any directory; ``pytest --pyargs
-conformance.suite --mlip-model=...`` is the explicit form.
+conformance.plugin.suite --mlip-model=...`` is the explicit form.
 
 One item per (check, case), named ``check[case]``. Results travel on the test
 report (``user_properties``), so they survive pytest-xdist, and are gathered
 in the controller for the terminal table and the report file.
 
-The model runs in a worker process (:mod:`conformance.isolation`; one per
+The model runs in a worker process (:mod:`conformance.run.isolation`; one per
 pytest process, started while pytest collects), unless ``--mlip-isolate=no``.
-The controller journals each result as it arrives (:mod:`conformance.journal`),
+The controller journals each result as it arrives (:mod:`conformance.run.journal`),
 rewrites the report now and then marked PARTIAL, and at the end accounts for
-every selected item (:mod:`conformance.accounting`): crashed and not-run items
+every selected item (:mod:`conformance.run.accounting`): crashed and not-run items
 are in the report too. ``--mlip-resume`` replays the journal's results instead
 of running those items again.
 """
@@ -94,7 +94,7 @@ def _pyproject_path(config) -> Path:
 
 
 def _read_config(config):
-    from .config import ConfigError, build_config, read_pyproject
+    from ..run.config import ConfigError, build_config, read_pyproject
 
     cli = {name.replace("-", "_"): config.getoption(f"mlip_{name.replace('-', '_')}")
            for name, _, _ in OPTIONS}
@@ -135,7 +135,7 @@ def pytest_configure(config):
     run_config = run_config.replace(isolate=run_config.isolate is not False)  # on unless told no
     config.stash[_config_key] = run_config
     session = _session(config)  # configuration mistakes are usage errors (exit 4), found now
-    from .config import ConfigError
+    from ..run.config import ConfigError
 
     if isinstance(session, (ConfigError, ValueError)) and not _is_spec_error(session):
         raise pytest.UsageError(f"mlip-conformance: {session}")
@@ -143,7 +143,7 @@ def pytest_configure(config):
         _open_journal(config, run_config, session)
     # Collect the suite wherever pytest runs, unless the user named it already.
     named = {str(Path(a.split("::")[0]).resolve()) for a in config.args if not a.startswith("-")}
-    if str(SUITE_PATH) not in named and "conformance.suite" not in config.args:
+    if str(SUITE_PATH) not in named and "conformance.plugin.suite" not in config.args:
         config.args.append(str(SUITE_PATH))
 
 
@@ -165,7 +165,7 @@ def session_runs_items(config) -> bool:
 
 
 def _journal_path(config) -> Path:
-    from .journal import journal_path
+    from ..run.journal import journal_path
 
     return journal_path(config.stash[_config_key].report, config.rootpath)
 
@@ -173,7 +173,7 @@ def _journal_path(config) -> Path:
 def _open_journal(config, run_config, session) -> None:
     """The controller opens the journal (new, or resumed) and its ledger; every
     process that runs items reads what a resumed journal holds."""
-    from .journal import Journal, JournalError, fingerprint, read_journal, resume
+    from ..run.journal import Journal, JournalError, fingerprint, read_journal, resume
 
     path = _journal_path(config)
     expected = fingerprint(run_config)
@@ -182,7 +182,7 @@ def _open_journal(config, run_config, session) -> None:
         if resuming:
             config.stash[_replay_key] = read_journal(path).results
         return
-    from .accounting import Ledger
+    from ..run.accounting import Ledger
 
     metadata = _base_metadata(run_config, session)
     journal, error = None, None
@@ -242,21 +242,21 @@ def _session(config):
     """The conformance session of this process (opened once), or the exception.
 
     With isolation, a process that runs items gets a
-    :class:`~conformance.isolation.RemoteSession`: the model worker loads the
+    :class:`~conformance.run.isolation.RemoteSession`: the model worker loads the
     model and builds the items, this process never loads it. Otherwise (and
     for the pytest-xdist controller, --collect-only, --help) a
-    :class:`~conformance.session.Session` in this process, whose classes of
+    :class:`~conformance.run.session.Session` in this process, whose classes of
     structure are probed before its first item.
     """
     if _session_key not in config.stash:
         run_config = config.stash[_config_key]
         try:
             if run_config.isolate and session_runs_items(config):
-                from .isolation import open_remote_session
+                from ..run.isolation import open_remote_session
 
                 session = open_remote_session(run_config)
             else:
-                from .session import open_session
+                from ..run.session import open_session
 
                 session = open_session(run_config.replace(isolate=False), probe=False)
         except Exception as exc:  # reported as a failing item, not a crash
@@ -340,7 +340,7 @@ class ConformanceItem(pytest.Item):
         self.index = index
 
     def runtest(self):
-        from .result import CheckResult
+        from ..core.result import CheckResult
 
         session = _session(self.config)
         replay = self.config.stash.get(_replay_key, {}).get(self.name)
@@ -361,7 +361,7 @@ class ConformanceItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ConformanceFailure):
-            from .report import with_unit
+            from ..reporting.report import with_unit
 
             r = excinfo.value.result
             head = f"{r.check}[{r.case}] ({r.family}) {r.status.upper()}"
@@ -453,14 +453,14 @@ class AuditRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
-        from .accounting import NODE_PREFIX
+        from ..run.accounting import NODE_PREFIX
 
         ledger = self._ledger()
         if ledger is not None:
             ledger.select(i[len(NODE_PREFIX):] for i in ids if i.startswith(NODE_PREFIX))
 
     def pytest_runtest_logreport(self, report):
-        from .accounting import NODE_PREFIX, crashed_item_result
+        from ..run.accounting import NODE_PREFIX, crashed_item_result
 
         ledger = self._ledger()
         if ledger is None or not report.nodeid.startswith(NODE_PREFIX):
@@ -474,7 +474,7 @@ class AuditRecorder:
             ledger.record(name, crashed_item_result(name, str(report.longrepr), ledger.fields))
 
     def pytest_sessionfinish(self, session, exitstatus):
-        from .accounting import not_run_reason
+        from ..run.accounting import not_run_reason
 
         ledger = self._ledger()
         if ledger is None:
@@ -482,7 +482,7 @@ class AuditRecorder:
         stopped = session.shouldstop or session.shouldfail
         own = _session(self.config)
         if not isinstance(own, Exception) and own.worker is not None and own.worker.starts:
-            from .isolation import describe_isolation
+            from ..run.isolation import describe_isolation
 
             ledger.metadata["isolation"] = describe_isolation(own.worker)
         reason = not_run_reason(int(exitstatus), stopped if isinstance(stopped, str) else None)
@@ -494,7 +494,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     final = config.stash.get(_final_key, None)
     if run_config is None or not run_config.model or final is None:
         return
-    from .report import format_table
+    from ..reporting.report import format_table
 
     report, written, error = final
     results = report.results
@@ -549,12 +549,12 @@ def _base_metadata(run_config, session) -> dict:
     import platform
     import sys
 
-    from . import __version__
+    from .. import __version__
 
     if hasattr(session, "manifest"):  # opened in the model worker
         md = dict(session.manifest.metadata)
     elif not isinstance(session, Exception):
-        from .session import metadata
+        from ..run.session import metadata
 
         md = metadata(session)
     else:

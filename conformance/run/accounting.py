@@ -3,7 +3,7 @@
 The pytest plugin's controller (the only process under pytest-xdist that sees
 every item) keeps a :class:`Ledger`: the items the run selected, and each
 result as its test report arrives. Each result goes to the journal
-(:mod:`conformance.journal`) at once; the report file is rewritten now and then
+(:mod:`conformance.run.journal`) at once; the report file is rewritten now and then
 while the run goes on, marked PARTIAL; at the end every selected item without a
 result becomes ``not run`` with the reason (interrupted, stopped early, a
 crashed pytest-xdist worker took it along), so the report's counts are
@@ -13,10 +13,9 @@ pytest's and no item is silently missing.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Iterable
 
-from .result import CheckResult
+from ..core.result import CheckResult
 
 #: pytest node id prefix of the conformance items
 NODE_PREFIX = "mlip-conformance::"
@@ -45,7 +44,7 @@ def _item_fields(name: str, known: dict | None = None) -> dict:
     fields, e.g. from the model worker's manifest), else from the registry."""
     if known and name in known:
         return dict(known[name])
-    from .registry import all_checks
+    from ..core.registry import all_checks
 
     parsed = parse_item_name(name)
     check, case = parsed if parsed else (name, "")
@@ -157,8 +156,8 @@ class Ledger:
             self.journal = None
 
     def report_object(self, reason: str):
-        """The :class:`~conformance.report.Report` as it stands (``reason`` for items not run)."""
-        from .report import Report
+        """The :class:`~conformance.reporting.report.Report` as it stands (``reason`` for items not run)."""
+        from ..reporting.report import Report
 
         results = complete_results(self.results, self.selected, reason, self.fields)
         metadata = dict(self.metadata)
@@ -204,10 +203,3 @@ class Ledger:
         if self.journal is not None:
             self.journal.close()
         return report, written, error
-
-
-def journal_results_for_replay(path: str | Path) -> dict:
-    """The results of a journal, keyed by item name (for a resumed run)."""
-    from .journal import read_journal
-
-    return read_journal(path).results

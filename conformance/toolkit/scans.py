@@ -2,7 +2,7 @@
 
 The helpers here *measure*; the checks in :mod:`conformance.checks.smoothness`
 and :mod:`conformance.checks.locality` judge. Everything that calls the model
-goes through :meth:`conformance.model.Model.evaluate` (one calculator instance,
+goes through :meth:`conformance.core.model.Model.evaluate` (one calculator instance,
 counted calls); everything else is a pure numpy function of sampled curves.
 
 Continuity test used throughout (:func:`interval_ratios`): on a uniform grid,
@@ -45,7 +45,7 @@ import numpy as np
 from ase import Atoms
 
 from .structures import nearest_neighbour_distance
-from .tolerances import define
+from ..core.tolerances import define
 
 __all__ = [
     "DimerCurve", "CutoffEstimate", "Discontinuity", "dimer", "dimer_curve", "separated_energy",

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .tolerances import PRECISIONS, TABLE, Tolerances
+from ..core.tolerances import PRECISIONS, TABLE, Tolerances
 
 
 class ConfigError(ValueError):
@@ -92,7 +92,7 @@ class RunConfig:
         mandatory and consistency checks fail) or ``mandatory`` (consistency
         violations are reported as findings). Informational never fails.
     isolate : bool or None
-        Run the model in a worker process (:mod:`conformance.isolation`), so that
+        Run the model in a worker process (:mod:`conformance.run.isolation`), so that
         a crash, an out-of-memory kill or a hang in native code costs one item,
         not the audit. None: the front end's default (on in the pytest plugin,
         off in :func:`conformance.audit`, which then needs a model spec).
@@ -101,7 +101,7 @@ class RunConfig:
         out of memory becomes a ``MemoryError`` in the model, not a kill.
     resume : bool
         Resume an interrupted pytest run from its journal
-        (:mod:`conformance.journal`): items already there are not run again.
+        (:mod:`conformance.run.journal`): items already there are not run again.
     dask : str or None
         Where the data audits run: the address of a running ``distributed``
         scheduler (``tcp://host:8786``), or ``processes:N`` / ``threads:N`` for a
@@ -267,7 +267,9 @@ def _tolerance_value(name: str, value: Any) -> float:
 
 
 def _load_all_tolerances():
-    import conformance.checks  # noqa: F401
+    from ..core.registry import load_families
+
+    load_families()  # the families define their tolerance rows
 
 
 def normalise_key(key: str) -> str:

@@ -109,12 +109,12 @@ class Model:
         #: the model's declaration, or the error it raised on a structure without a cell.
         self.boxing_reason: str | None = ("declared periodic_only" if self.tags.periodic_only
                                           else None)
-        #: classes of structure (conformance.boxing.CLASSES) evaluated in a vacuum box
+        #: classes of structure (conformance.core.boxing.CLASSES) evaluated in a vacuum box
         self.boxed_classes: set[str] = set(CLASSES[:2]) if self.tags.periodic_only else set()
         self._box_failed: set[str] = set()  # classes whose boxed retry also raised
         #: warnings the model emitted during calls: "Category: text" -> count
         self.warnings: dict[str, int] = {}
-        #: class of structure -> ClassSupport, from the session's probe (conformance.support)
+        #: class of structure -> ClassSupport, from the session's probe (conformance.run.probe)
         self.support: dict | None = None
         #: case name -> why its items are skipped (its class cannot be evaluated)
         self.unsupported: dict[str, str] = {}
@@ -122,7 +122,7 @@ class Model:
         #: starts (conformance.checks.dynamics.start_case): relaxed once per case
         self.relaxed_starts: dict = {}
         #: told when each call starts and ends (``enter(atoms, formula)``, ``exit()``):
-        #: the model worker's watchdog (conformance.isolation.CallMonitor); None: nobody
+        #: the model worker's watchdog (conformance.run.isolation.CallMonitor); None: nobody
         self.monitor = None
 
     def __repr__(self) -> str:

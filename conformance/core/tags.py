@@ -93,14 +93,18 @@ def declared_cutoff(value: Any) -> float | None:
     return float(radii.max())
 
 
-def infer_tags(calc: Any, overrides: Mapping[str, Any] | None = None) -> Tags:
+def infer_tags(calc: Any, overrides: Mapping[str, Any] | None = None,
+               declared_by_source: Mapping[str, Any] | None = None) -> Tags:
     """Tags of a calculator: implemented properties, declared attributes, overrides.
 
     ``overrides`` (e.g. from the command line) win over the calculator's own
-    ``mlip_tags``, which win over inference.
+    ``mlip_tags``, which win over its attributes (``species``, ``cutoff``,
+    ``precision``), which win over ``declared_by_source`` (the same attributes
+    declared on the factory or class the calculator came from) and inference.
     """
     props = frozenset(getattr(calc, "implemented_properties", ("energy", "forces")))
     values: dict[str, Any] = {"properties": props}
+    values.update({k: v for k, v in (declared_by_source or {}).items() if v is not None})
     species = getattr(calc, "species", None)
     if species:
         values["species"] = tuple(species)

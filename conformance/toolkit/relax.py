@@ -7,13 +7,13 @@ judge the geometry, not the model. :func:`relax_cases` moves the selected
 cases (by default those tagged ``molecule``) to the model's own minimum with
 a bounded, deterministic optimiser, then rattles them by a small amplitude
 so that no force vanishes by symmetry (the symmetry checks need non-zero
-forces, see :data:`conformance.structures.RATTLE`).
+forces, see :data:`conformance.toolkit.structures.RATTLE`).
 
 Cost: at most ``steps + 1`` counted model calls per relaxed case (BFGS, one
 energy-and-forces evaluation per step); :class:`Relaxation` records what was
 spent. The session calls it once, after building the cases::
 
-    from conformance.relax import relax_cases
+    from conformance.toolkit.relax import relax_cases
     log = []
     cases = relax_cases(model, cases, seed=config.seed, log=log)
     calls = sum(r.calls for r in log)
@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .model import Model, ModelError
+from ..core.model import Model, ModelError
 from .structures import Case, case_rng
 
 #: Convergence: largest atomic force (eV/Å), ASE's customary criterion for
@@ -199,7 +199,7 @@ def relax_cases(model: Model, cases: Sequence[Case], seed: int = 0,
 def find_relaxed_case(name: str, species: Sequence[str], calc, seed: int = 0) -> Case:
     """The case ``name`` as a session that relaxes its cases runs it (for reproducers).
 
-    :func:`conformance.structures.find_case` rebuilds the case as built; for a
+    :func:`conformance.toolkit.structures.find_case` rebuilds the case as built; for a
     relaxed case (a molecule) this relaxes it with ``calc`` exactly as
     :func:`relax_cases` did in the run (same seed, same budget), so the
     positions are the run's when ``calc`` is the run's model.

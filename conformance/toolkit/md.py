@@ -5,7 +5,7 @@ through :class:`AuditedCalculator`, a thin ASE calculator that forwards every
 force call to the model's calculator, reused from step to step as in a user's
 run (no ``reset()``): the calls are counted and timed, the per-call timeout
 applies, and a NaN/inf or an exception from the model becomes a
-:class:`~conformance.model.ModelError` that :func:`run_md` records with the
+:class:`~conformance.core.model.ModelError` that :func:`run_md` records with the
 step at which it happened.
 
 Units: ASE's (eV, Å, amu, ASE time; 1 ASE time unit = ``1 / ase.units.fs``
@@ -25,7 +25,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 
-from .model import Model, ModelError, validate
+from ..core.model import Model, ModelError, validate
 
 #: Melting points (K) of the elemental solids at 1 atm, used to set the hot-MD
 #: temperature (CRC Handbook of Chemistry and Physics values, rounded; C: graphite

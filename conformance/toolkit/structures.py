@@ -58,14 +58,13 @@ Molecule cases are tagged ``molecule``, ``isolated`` and ``cluster``: a
 molecule is an isolated cluster for every check that selects clusters (MD:
 ``nve_energy_drift``, ``momentum_conservation``, ``hot_nvt_stability``;
 ``extensivity``, ``thread_safety``). They start from the G2 geometry
-(MP2/6-31G(d)), rattled like the other cases; :func:`conformance.relax.relax_cases`
+(MP2/6-31G(d)), rattled like the other cases; :func:`conformance.toolkit.relax.relax_cases`
 relaxes them with the model before the checks run.
 """
 
 from __future__ import annotations
 
 import functools
-import zlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -76,11 +75,9 @@ from ase.cluster import Icosahedron
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.neighborlist import neighbor_list
 
-KINDS = ("dimer", "trimer", "cluster", "molecule", "bulk", "slab", "wire", "alloy", "small_cell")
-ISOLATED = frozenset({"isolated"})
-PERIODIC = frozenset({"periodic"})
-FULLY_PERIODIC = frozenset({"periodic3"})
-ANY = frozenset({"isolated", "periodic"})
+from ..core.cases import (ANY, FULLY_PERIODIC, ISOLATED, KINDS, PERIODIC, Case,  # noqa: F401
+                          case_rng, case_tags)
+
 
 RATTLE = 0.05  # Å, standard deviation of the Gaussian displacement
 
@@ -99,66 +96,6 @@ MAX_MOLECULES = 4
 #: their covalent radii (ASE's natural_cutoffs use 1; 1.2 keeps long bonds such
 #: as O–O in H2O2, 1.45 Å, and leaves geminal H–H in CH4, 1.78 Å, out).
 BOND_FACTOR = 1.2
-
-
-@dataclass(frozen=True)
-class Case:
-    """A named structure to evaluate a model on.
-
-    Attributes
-    ----------
-    name : str
-        Unique id, used in pytest ids: ``bulk_Cu_fcc``.
-    kind : str
-        One of :data:`KINDS` or ``user``.
-    atoms : ase.Atoms
-        The structure (never mutated by checks; use ``case.copy()``).
-    tags : frozenset of str
-        ``kind`` plus ``isolated`` or ``periodic`` and ``periodic1/2/3``
-        (number of periodic directions); molecules also carry ``cluster``.
-    note : str
-        Where the structure comes from when it is not built from scratch
-        (``G2 molecule CH4 ...``; :func:`conformance.relax.relax_cases` adds
-        how it was relaxed); empty otherwise.
-    """
-
-    name: str
-    kind: str
-    atoms: Atoms
-    tags: frozenset
-    note: str = ""
-
-    def copy(self) -> Atoms:
-        """A fresh copy of the structure without calculator."""
-        atoms = self.atoms.copy()
-        atoms.calc = None
-        return atoms
-
-    @property
-    def periodic(self) -> bool:
-        return bool(self.atoms.pbc.any())
-
-    @property
-    def n_periodic(self) -> int:
-        return int(self.atoms.pbc.sum())
-
-    def __len__(self) -> int:
-        return len(self.atoms)
-
-
-def case_rng(seed: int, name: str) -> np.random.Generator:
-    """Generator seeded by (seed, name): stable across processes and runs."""
-    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
-
-
-def _tags(kind: str, atoms: Atoms) -> frozenset:
-    n = int(np.sum(atoms.pbc))
-    tags = {kind, "periodic" if n else "isolated"}
-    if n:
-        tags.add(f"periodic{n}")
-    if kind == "molecule":  # an isolated cluster for the checks selecting clusters (MD)
-        tags.add("cluster")
-    return frozenset(tags)
 
 
 def is_molecular(symbol: str) -> bool:
@@ -450,12 +387,12 @@ def build_cases(species: Sequence[str], seed: int = 0, kinds: Iterable[str] | No
         _rattle(atoms, rng, RATTLE if len(atoms) > 1 else 0.0)
         if kind == "dimer":  # keep the dimer on its axis: the distance is what matters
             atoms.positions[:, 1:] = 0.0
-        cases.append(Case(name, kind, atoms, _tags(kind, atoms), notes.get(name, "")))
+        cases.append(Case(name, kind, atoms, case_tags(kind, atoms), notes.get(name, "")))
     if "user" in kinds or user_structures:
         for i, atoms in enumerate(user_structures):
             atoms = atoms.copy()
             atoms.calc = None
-            cases.append(Case(f"user{i}_{_formula(atoms)}", "user", atoms, _tags("user", atoms)))
+            cases.append(Case(f"user{i}_{_formula(atoms)}", "user", atoms, case_tags("user", atoms)))
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), names
     return cases

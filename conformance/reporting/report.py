@@ -6,21 +6,21 @@ The JSON report is shaped like pytest-benchmark's::
      "datetime", "version", "tolerances", "summary", "results": [...]}
 
 with one object per (check, case) item in ``results`` holding the
-:class:`~conformance.result.CheckResult` fields (check, case, family, status,
+:class:`~conformance.core.result.CheckResult` fields (check, case, family, status,
 measured, tolerance, unit, n_calls, message, details).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from .result import OUTCOMES, CheckResult
+from ..core.result import OUTCOMES, CheckResult
+from .units import with_unit
 
 COLUMNS = ["check", "case", "family", "status", "quantity", "measured", "tolerance", "unit", "n_calls",
            "message", "xfail", "severity", "findings"]
@@ -123,7 +123,7 @@ class Report:
         return f"Report({self.metadata.get('model', '?')}: {self.verdict()})\n" + format_table(self.results)
 
     def to_dict(self) -> dict:
-        from . import __version__
+        from .. import __version__
 
         md = dict(self.metadata)
         md.setdefault("version", __version__)
@@ -186,18 +186,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
-
-
-def fmt_value(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.3g}"
-
-
-def with_unit(x: float | None, unit: str) -> str:
-    """``3.2e-08 eV``; no unit for dimensionless quantities."""
-    value = fmt_value(x)
-    return f"{value} {unit}" if unit and unit != "1" and value != "-" else value
 
 
 def format_table(results: Iterable[CheckResult], width: int = 100) -> str:

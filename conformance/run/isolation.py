@@ -6,7 +6,7 @@ take the whole audit with it. With isolation (the pytest plugin's default,
 ``--mlip-isolate=no`` turns it off) the checks and the model run in one
 persistent child process per run, the *model worker*; the parent (the pytest
 process, or each pytest-xdist worker) sends it one item at a time and gets the
-:class:`~conformance.result.CheckResult` back, one message per item:
+:class:`~conformance.core.result.CheckResult` back, one message per item:
 
 * the worker dies (a signal, ``exit()``): the item is an ``error`` naming the
   signal, the model call and the structure it was evaluating, with a
@@ -59,7 +59,7 @@ from typing import Any, Callable
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 #: imported once by the fork server, so that each worker starts in milliseconds
-PRELOAD = ["numpy", "ase", "conformance.session", "conformance.checks", "conformance.isolation"]
+PRELOAD = ["numpy", "ase", "conformance.run.session", "conformance.checks", "conformance.run.isolation"]
 #: seconds between checks of the current model call when a time limit is set
 POLL_SECONDS = 0.2
 #: seconds a worker asked to stop has before it is killed
@@ -77,7 +77,7 @@ def kill_after(timeout: float) -> float:
 class CallMonitor:
     """What the worker is doing, in memory shared with the parent.
 
-    The worker's :class:`~conformance.model.Model` calls :meth:`enter` and
+    The worker's :class:`~conformance.core.model.Model` calls :meth:`enter` and
     :meth:`exit` around each model call; the parent reads :meth:`stuck_for` to
     find a call that does not return and :meth:`where` to name the call and the
     structure when the worker dies.
@@ -201,7 +201,7 @@ class Manifest:
     species, precision, cutoff
         The model's (declared or overridden) species, precision and cutoff (Å).
     metadata : dict
-        Report metadata of the session (:func:`conformance.session.metadata`).
+        Report metadata of the session (:func:`conformance.run.session.metadata`).
     digest : str
         :func:`items_digest` of the worker's session.
     """
@@ -238,7 +238,7 @@ def python_reproducer(config, case_name: str, species) -> str:
     user = ""
     if config.structures:
         user = f", user_structures=read({config.structures!r}, index=':')"
-    lines = ["from adapters import load", "from conformance.structures import find_case"]
+    lines = ["from adapters import load", "from conformance.toolkit.structures import find_case"]
     if user:
         lines.append("from ase.io import read")
     lines += [f"calc = load({config.model!r}, {dict(config.model_kwargs)!r}).calc",
@@ -250,7 +250,7 @@ def python_reproducer(config, case_name: str, species) -> str:
 
 def failure_result(spec, case, config, head: str, species=(), n_calls: int = 0, crashed: bool = True):
     """The ``error`` result of an item whose worker crashed, hung or could not start."""
-    from .result import CheckResult
+    from ..core.result import CheckResult
     from .runner import reproducer_command
 
     lines = [head]
@@ -310,6 +310,11 @@ class ModelWorker:
         self.starts = 0
         self.crashes = 0
         _LIVE_WORKERS.add(self)
+
+    def describe(self) -> dict[str, Any]:
+        """Report metadata: the model ran here; how often a worker started and crashed."""
+        return {"isolated": True, "worker_starts": self.starts, "worker_crashes": self.crashes,
+                "start_method": START_METHOD}
 
     # -- process life -------------------------------------------------------------------
 
@@ -453,7 +458,7 @@ class ModelWorker:
 
     def run(self, spec, case, progress: Callable[[int, int, str], None] | None = None):
         """Run one item in the worker; a crash or a kill becomes an ``error`` result."""
-        from .result import CheckResult
+        from ..core.result import CheckResult
 
         reason = self.wait_ready()
         if reason is not None:
@@ -569,10 +574,10 @@ def _failure_kind(exc: Exception) -> str:
 
 
 def _suite_error(spec, case, exc: Exception):
-    """The ``error`` result of an item whose check raised past :func:`~conformance.runner.run_check`."""
+    """The ``error`` result of an item whose check raised past :func:`~conformance.run.runner.run_check`."""
     import traceback
 
-    from .result import CheckResult
+    from ..core.result import CheckResult
 
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
     return CheckResult(check=spec.name, case=case.name, family=spec.family, status="error",
@@ -649,7 +654,7 @@ def _limit_memory(gigabytes: float | None) -> None:
 class RemoteSession:
     """A run opened in the model worker, seen from a parent that never loads the model.
 
-    Offers what the pytest plugin uses of a :class:`~conformance.session.Session`:
+    Offers what the pytest plugin uses of a :class:`~conformance.run.session.Session`:
     ``items`` (light :class:`CheckRef`, :class:`CaseRef` pairs), ``xfail_reason``,
     ``run_item``, ``close``, plus the worker's :class:`Manifest`.
     """
@@ -699,7 +704,26 @@ def open_remote_session(config) -> RemoteSession:
 
 def describe_isolation(worker: ModelWorker | None) -> dict[str, Any]:
     """Report metadata: whether the model ran in a worker, how often one started and crashed."""
-    if worker is None:
-        return {"isolated": False}
-    return {"isolated": True, "worker_starts": worker.starts, "worker_crashes": worker.crashes,
-            "start_method": START_METHOD}
+    return {"isolated": False} if worker is None else worker.describe()
+
+
+def open_isolated_session(config, calc=None, report_dir=None):
+    """A :class:`~conformance.run.session.Session` whose items run in a model worker
+    process (started on the first item), which loads the model from ``config.model``
+    itself and probes there: this process only builds the items.
+
+    Raises
+    ------
+    ConfigError
+        ``calc`` given: a worker loads the model from a spec, not from an object.
+    """
+    from .config import ConfigError
+    from .session import open_session
+
+    if calc is not None:
+        raise ConfigError("isolate=True runs the model in a worker process that loads it from a "
+                          "spec: pass the model as a spec string (e.g. 'mypkg.models:make_calculator'), "
+                          "not as a calculator object")
+    session = open_session(config, report_dir=report_dir, probe=False)
+    session.worker = ModelWorker(config, items_digest(session), session.model.tags.species)
+    return session

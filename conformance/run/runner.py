@@ -17,11 +17,11 @@ from typing import Callable
 import numpy as np
 
 from .config import RunConfig
-from .model import InputError, MissingProperty, Model, ModelError, Skip
-from .registry import CheckSpec
-from .result import CheckResult, Verdict, judge
-from .structures import Case
-from .tolerances import Tolerances
+from ..core.model import InputError, MissingProperty, Model, ModelError, Skip
+from ..core.registry import CheckSpec
+from ..core.result import CheckResult, Verdict, judge
+from ..core.cases import Case
+from ..core.tolerances import Tolerances
 
 
 @dataclass
