@@ -154,6 +154,9 @@ TORCH_CORPUS = [
     (CorpusModel("CHGNet-Si", chgnet, ("Si",), {
         "dimer_curve": "no repulsive prior: the Si-Si dimer energy falls by 4.3 eV below 0.94 Å "
                        "(a short-range hole where training data is thin)",
+        "compression_scan[bulk_Si_diamond]": "the same hole in the crystal: diamond Si compressed "
+                       "uniformly turns over below 0.525 of its bond length (1.23 Å), the energy "
+                       "falling by 0.62 eV/atom to 0.5",
         **{f"left_handed_cell[{case}]": "CHGNet's stress depends on the handedness of the cell "
                                         "matrix: with -a, -b, -c (det < 0) it is off by 0.04-1 eV/Å³"
            for case in ("bulk_Si_diamond", "small_cell_Si2")},
