@@ -25,8 +25,14 @@ define("compression_hole_atol", "eV/atom", 1e-3, 2e-3,
        "~40 eV/atom at half the nearest-neighbour distance), so only round-off may reverse it; "
        "a many-body hole opened at high coordination falls by eV per atom")
 
-#: uniform scale factors of all distances, most compressed first (half the built distances)
+#: uniform scale factors of all distances, most compressed first (half the built distances);
+#: the run's profile scales the number of points
 SCALES = np.linspace(0.5, 1.05, 45)
+
+
+def scales_for(profile) -> np.ndarray:
+    """The scale factors of a run: :data:`SCALES` with the profile's density."""
+    return np.linspace(SCALES[0], SCALES[-1], profile.points(len(SCALES)))
 
 
 def compressed(atoms, s: float):
@@ -54,33 +60,35 @@ def compression_scan(model, case, ctx, rng):
     round-off of the energies; the wall height at s = 0.5 is reported.
     """
     n = len(case.atoms)
-    energies = np.array([model.evaluate(compressed(case.atoms, s), ("energy",))["energy"] for s in SCALES])
+    scales = scales_for(ctx.profile)
+    outs = model.evaluate_many([compressed(case.atoms, s) for s in scales], ("energy",))
+    energies = np.array([out["energy"] for out in outs])
     per_atom = energies / n
     noise = ctx.tol["smooth_noise_rtol"] * float(np.abs(per_atom).max())
     tolerance = ctx.tol["compression_hole_atol"] + 4 * noise
-    well = scans.main_well(SCALES, per_atom, tolerance, 1.0)
+    well = scans.main_well(scales, per_atom, tolerance, 1.0)
     if well == 0:  # lowest at the most compressed: the whole curve up to its maximum is a collapse
         well = int(np.argmax(per_atom))
     depth, i_in, j_out = scans.repulsion_hole(per_atom, well)
     wall = float(per_atom[0] - per_atom[well])
-    where = (f"s = {SCALES[j_out]:.3f} -> {SCALES[i_in]:.3f} of the built distances" if depth > 0 else "")
+    where = (f"s = {scales[j_out]:.3f} -> {scales[i_in]:.3f} of the built distances" if depth > 0 else "")
     fields = [Field("energy drop going inward", depth, tolerance, "eV/atom", where)]
-    notes = [f"wall: E(s = 0.5) - E(well at s = {SCALES[well]:.3f}) = {wall:+.3g} eV/atom"]
+    notes = [f"wall: E(s = 0.5) - E(well at s = {scales[well]:.3f}) = {wall:+.3g} eV/atom"]
     if depth > tolerance:
-        notes.insert(0, f"short-range hole: compressing {case.name} uniformly from s = {SCALES[j_out]:.3f} "
-                        f"to s = {SCALES[i_in]:.3f} lowers the energy by {depth:.3g} eV/atom instead of "
+        notes.insert(0, f"short-range hole: compressing {case.name} uniformly from s = {scales[j_out]:.3f} "
+                        f"to s = {scales[i_in]:.3f} lowers the energy by {depth:.3g} eV/atom instead of "
                         "raising it (many neighbours close at once: a density the model was not "
                         "trained on; hot MD falls into it)")
     body = ("from conformance.checks.compression import compressed\n"
             "atoms.calc = None\n"
-            f"for s in ({SCALES[i_in]:.4f}, {SCALES[j_out]:.4f}):\n"
+            f"for s in ({scales[i_in]:.4f}, {scales[j_out]:.4f}):\n"
             "    a = compressed(atoms, s)\n    a.calc = calc\n"
             "    print(s, a.get_potential_energy() / len(a))  # expect the first to be higher")
     return Verdict(fields, what=f"uniform compression of {case.name} to 0.5 × its distances "
-                                f"({len(SCALES)} points)",
+                                f"({len(scales)} points)",
                    note="\n".join(notes), reproducer=case_reproducer(case, ctx, body),
-                   details={"scale": SCALES, "energy_per_atom": per_atom, "well_scale": float(SCALES[well]),
+                   details={"scale": scales, "energy_per_atom": per_atom, "well_scale": float(scales[well]),
                             "wall_eV_per_atom": wall,
                             "plots": [{"title": f"{case.name}: uniform compression", "xlabel": "scale s",
                                        "ylabel": "E (eV/atom)",
-                                       "series": [{"x": SCALES, "y": per_atom, "label": "energy"}]}]})
+                                       "series": [{"x": scales, "y": per_atom, "label": "energy"}]}]})

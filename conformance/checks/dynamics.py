@@ -110,10 +110,12 @@ NVE_CALLS = ("3 × md_steps + 2 (md_steps at dt, 2 × md_steps at dt/2) + 16 (st
 # -- shared helpers -------------------------------------------------------------
 
 def steps_for(ctx, kind: str) -> int:
-    """Steps of one run: ``md_steps`` if given, else the default (x LONG_FACTOR with md_long)."""
+    """Steps of one run: ``md_steps`` if given, else the default × LONG_FACTOR with
+    md_long, else × the profile's ``md_factor``."""
     if ctx.config.md_steps:
         return int(ctx.config.md_steps)
-    return DEFAULT_STEPS[kind] * (LONG_FACTOR if ctx.config.md_long else 1)
+    factor = LONG_FACTOR if ctx.config.md_long else ctx.profile.md_factor
+    return max(1, int(round(DEFAULT_STEPS[kind] * factor)))
 
 
 def timestep_for(ctx, atoms: Atoms, temperature: float = NVE_TEMPERATURE_K) -> float:

@@ -34,6 +34,7 @@ from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
 from ..core.model import MissingProperty, ModelError, Skip, validate
+from ..core.profiles import STANDARD
 from ..core.registry import check
 from ..core.result import Field, Verdict
 from ..core.cases import ANY
@@ -71,7 +72,7 @@ define("units_ratio_rtol", "1", 0.05, 0.05,
        "(force_consistency is the precise test)")
 
 WARMUP_CALLS = 10
-MEMORY_CALLS = 100
+MEMORY_CALLS = STANDARD.memory_calls  # the run's profile sets it
 TRACED_WARMUP = 20  # of MEMORY_CALLS, before the first reading
 THREADS = 2
 THREAD_ROUNDS = 4
@@ -835,6 +836,7 @@ def memory_growth(model, case, ctx, rng):
     a small structure with tracemalloc on, read after the first {traced}. Catches histories of structures or results kept on the
     calculator, caches without bound and native leaks.
     """
+    n_calls = ctx.profile.memory_calls
     props = tuple(p for p in ("energy", "forces") if p in model.tags.properties)
     atoms = case.copy()
     for _ in range(WARMUP_CALLS):
@@ -849,14 +851,14 @@ def memory_growth(model, case, ctx, rng):
         # of a large process (pandas, torch) costs ~0.1 s
         gc.collect(1)
         traced0, rss0 = tracemalloc.get_traced_memory()[0], resident_bytes()
-        for _ in range(MEMORY_CALLS - TRACED_WARMUP):
+        for _ in range(n_calls - TRACED_WARMUP):
             model.evaluate(atoms, props)
         gc.collect(1)
         traced1, rss1 = tracemalloc.get_traced_memory()[0], resident_bytes()
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    measured = MEMORY_CALLS - TRACED_WARMUP
+    measured = n_calls - TRACED_WARMUP
     per_traced = (traced1 - traced0) / measured
     per_rss = (rss1 - rss0) / measured
     fields = [Field("Python memory retained per call", max(per_traced, 0.0),
@@ -865,9 +867,9 @@ def memory_growth(model, case, ctx, rng):
     note = (f"over {measured} calls: +{(traced1 - traced0) / 1024:.1f} KiB traced, "
             f"{(rss1 - rss0) / 2**20:+.2f} MiB RSS")
     body = ("import tracemalloc\natoms.calc = calc\ntracemalloc.start()\n"
-            f"for _ in range({MEMORY_CALLS}):\n    calc.reset(); atoms.get_forces()\n"
-            f"print(tracemalloc.get_traced_memory()[0] / {MEMORY_CALLS}, 'B/call')  # expect < 1 kB")
-    return Verdict(fields, what=f"{MEMORY_CALLS} calls on {case.name}", note=note,
+            f"for _ in range({n_calls}):\n    calc.reset(); atoms.get_forces()\n"
+            f"print(tracemalloc.get_traced_memory()[0] / {n_calls}, 'B/call')  # expect < 1 kB")
+    return Verdict(fields, what=f"{n_calls} calls on {case.name}", note=note,
                    reproducer=case_reproducer(case, ctx, body))
 
 

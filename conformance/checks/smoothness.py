@@ -22,6 +22,7 @@ from ase.neighborlist import neighbor_list
 
 from ..toolkit import scans
 from ..core.model import Skip
+from ..core.profiles import STANDARD
 from ..core.registry import check
 from ..core.result import Field, Verdict
 from ..core.tolerances import define
@@ -76,9 +77,9 @@ SHEAR_HALF_WIDTH = 0.008
 N_CROSS = 41      # points of the cutoff_crossing path
 CROSS_HALF_WIDTH = 0.1    # Å either side of the cutoff
 # every interval above tolerance is resampled at h/8, then its worst sub-interval again,
-# up to 3 levels, within a budget of calls (see scans.refined_jumps)
-REFINE = dict(levels=3, factor=8, max_calls=600)
-REFINE_CALLS = REFINE["max_calls"]
+# up to 3 levels, within a budget of calls (see scans.refined_jumps; the run's profile sets it)
+REFINE = dict(levels=3, factor=8)
+REFINE_CALLS = STANDARD.refine_calls
 
 
 def _cutoff_or_skip(model, ctx) -> scans.CutoffEstimate:
@@ -91,7 +92,7 @@ def _cutoff_or_skip(model, ctx) -> scans.CutoffEstimate:
 def _continuity(sample, x, values: dict, atol: dict, ctx) -> scans.Continuity:
     """:func:`scans.refined_jumps` with the run's slope factor and noise."""
     return scans.refined_jumps(sample, x, values, atol, ctx.tol["smooth_slope_factor"],
-                               ctx.tol["smooth_noise_rtol"], **REFINE)
+                               ctx.tol["smooth_noise_rtol"], max_calls=ctx.profile.refine_calls, **REFINE)
 
 
 def _unconfirmed(cont: scans.Continuity, units: dict, at, x: np.ndarray) -> tuple[list[Field], list[str]]:
@@ -114,7 +115,7 @@ def _unconfirmed(cont: scans.Continuity, units: dict, at, x: np.ndarray) -> tupl
         fields.append(Field("suspected jumps left unrefined", float(len(cont.unrefined)), 0.5, "",
                             where, severity="informational"))
         notes.append(f"{len(cont.unrefined)} interval(s) above tolerance on the coarse grid were not "
-                     f"refined within the budget of {REFINE['max_calls']} calls ({where}): unconfirmed, "
+                     f"refined within the budget of {cont.max_calls} calls ({where}): unconfirmed, "
                      "not failed")
     return fields, notes
 
@@ -348,7 +349,8 @@ def dimer_curve(model, case, ctx, rng):
         r_min = scans.R_MIN_FRACTION * scans.pair_nn_distance(a, b)
         rc = cutoff.radius
         r_max = rc + max(1.0, 0.15 * rc) if rc is not None else scans.R_SEARCH
-        curve = scans.dimer_curve(model, a, b, scans.pair_grid(r_min, r_max, N_DIMER), atom_cache=atom_cache)
+        n_points = ctx.profile.points(N_DIMER)
+        curve = scans.dimer_curve(model, a, b, scans.pair_grid(r_min, r_max, n_points), atom_cache=atom_cache)
 
         def sample(r, a=a, b=b):
             out = model.evaluate(scans.dimer(a, b, r), ("energy", "forces"))
@@ -364,7 +366,7 @@ def dimer_curve(model, case, ctx, rng):
                               "e_separated": curve.e_separated, "metrics": metrics}
         plots.append(_dimer_plot(curve, cutoff))
     notes.append(cutoff.describe())
-    return Verdict(_worst_by_name(fields), what=f"dimer scans of {', '.join(pairs)} ({N_DIMER} points each)",
+    return Verdict(_worst_by_name(fields), what=f"dimer scans of {', '.join(pairs)} ({n_points} points each)",
                    note="\n".join(notes),
                    details={"cutoff": cutoff.radius, "cutoff_source": cutoff.source,
                             "cutoff_pairs": cutoff.pairs, "pairs": pairs, "plots": plots})
@@ -417,14 +419,14 @@ def trimer_angle(model, case, ctx, rng):
     cutoff = scans.cutoff_for(model, ctx.tol)
     if cutoff.radius is not None:
         d1, d2 = max(d1, 0.55 * cutoff.radius), max(d2, 0.55 * cutoff.radius)
-    half = (N_ANGLE - 1) // 2
+    half = (ctx.profile.points(N_ANGLE) - 1) // 2
     theta = np.pi + np.radians(180.0 - THETA_MIN) * np.arange(-half, half + 1) / half
 
     def sample(t):
         out = model.evaluate(trimer_geometry(symbols, d1, d2, t), ("energy", "forces"))
         return {"energy": out["energy"], "forces": out["forces"]}
 
-    samples = [sample(t) for t in theta]
+    samples = model.evaluate_many([trimer_geometry(symbols, d1, d2, t) for t in theta], ("energy", "forces"))
     energy = np.array([s["energy"] for s in samples])
     forces = np.array([s["forces"] for s in samples])
 
@@ -530,7 +532,7 @@ def strain_scan(model, case, ctx, rng):
                          f"within ±{100 * reach:g} % strain")
             continue
         t0 = float(cross[np.argmin(np.abs(cross))])
-        ts = np.linspace(t0 - half_width, t0 + half_width, N_STRAIN)
+        ts = np.linspace(t0 - half_width, t0 + half_width, ctx.profile.points(N_STRAIN))
         n_cross = int(((cross >= ts[0]) & (cross <= ts[-1])).sum()) // 2  # each pair is listed as i-j and j-i
 
         def sample(t, kind=kind):
@@ -581,7 +583,7 @@ def strain_scan(model, case, ctx, rng):
         raise Skip("; ".join(notes))
     crossed = " and ".join(f"{k} ({v['crossings']} pair crossings)" for k, v in details["paths"].items())
     return Verdict(fields, note="\n".join(notes),
-                   what=f"{case.name}, {N_STRAIN}-point {crossed} strain paths across the {cutoff.describe()}",
+                   what=f"{case.name}, {len(ts)}-point {crossed} strain paths across the {cutoff.describe()}",
                    details=details)
 
 
@@ -620,7 +622,7 @@ def cutoff_crossing(model, case, ctx, rng):
         out = model.evaluate(moved, ("energy", "forces"))
         return {"energy": out["energy"], "forces": out["forces"]}
 
-    dist = rc + np.linspace(-CROSS_HALF_WIDTH, CROSS_HALF_WIDTH, N_CROSS)
+    dist = rc + np.linspace(-CROSS_HALF_WIDTH, CROSS_HALF_WIDTH, ctx.profile.points(N_CROSS))
     samples = [sample(x) for x in dist]
     energy = np.array([s["energy"] for s in samples])
     forces = np.array([s["forces"] for s in samples])

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -194,6 +194,41 @@ class Model:
             self.learn_boxing(structure_class(work), str(exc))
             return out
 
+    def evaluate_many(self, structures: Sequence[Atoms],
+                      properties: Iterable[str] = ("energy", "forces")) -> list[dict[str, Any]]:
+        """Evaluate independent structures: one batch when the calculator offers the
+        batch protocol, else one at a time (:meth:`evaluate`); the same results either way.
+
+        The batch protocol: ``calc.calculate_batch(list_of_atoms, properties)``
+        returns one dict of results per structure (the units and shapes of
+        :meth:`evaluate`), e.g. from a GPU model's batched forward pass. Each
+        structure counts as one model call. A batch that raises is evaluated again
+        one structure at a time, so an error names its structure (and a
+        periodic-only model learns its vacuum box there).
+
+        Returns
+        -------
+        list of dict, one per structure, as :meth:`evaluate` returns.
+        """
+        properties = tuple(properties)
+        batch = getattr(self.calc, "calculate_batch", None)
+        if batch is None or len(structures) < 2:
+            return [self.evaluate(atoms, properties) for atoms in structures]
+        originals = [atoms.copy() for atoms in structures]
+        works = [self.adapt(work) for work in originals]
+        if "stress" in properties and any(w is not o and o.cell.rank < 3 for w, o in zip(works, originals)):
+            return [self.evaluate(atoms, properties) for atoms in structures]
+        for work in works:
+            work.calc = None
+        try:
+            with self.calling(works[0], f", in a batch of {len(works)}", count=len(works)):
+                raw = list(batch(works, properties))
+            if len(raw) != len(works):
+                raise ModelError(f"calculate_batch returned {len(raw)} results for {len(works)} structures")
+            return [validate(r, len(w)) for r, w in zip(raw, works)]
+        except ModelError:
+            return [self.evaluate(atoms, properties) for atoms in structures]
+
     def _evaluate(self, calc, work: Atoms, properties: tuple, original: Atoms) -> dict[str, Any]:
         if "stress" in properties and work is not original and original.cell.rank < 3:
             raise MissingProperty("stress is undefined for a structure without a cell (this "
@@ -233,8 +268,9 @@ class Model:
                 and not isinstance(exc.__cause__, (MemoryError, KeyboardInterrupt)))
 
     @contextlib.contextmanager
-    def calling(self, atoms: Atoms, how: str = ""):
-        """Count and time one model call on ``atoms``, under the time limit.
+    def calling(self, atoms: Atoms, how: str = "", count: int = 1):
+        """Count and time ``count`` model calls (a batch), the first on ``atoms``,
+        under the time limit (``count`` × the limit of one call).
 
         Exceptions raised inside the block become :class:`MissingProperty`
         (PropertyNotImplementedError) or :class:`ModelError` (anything else,
@@ -242,18 +278,19 @@ class Model:
         is appended to it (e.g. how the model was called).
         """
         formula = atoms.get_chemical_formula()
-        self.n_calls += 1
+        self.n_calls += count
         monitor = self.monitor
         if monitor is not None:
             monitor.enter(atoms, formula)
         t0 = time.perf_counter()
+        limit = None if self.timeout is None else self.timeout * count
         try:
-            with time_limit(self.timeout), self._recording_warnings():
+            with time_limit(limit), self._recording_warnings():
                 yield
         except PropertyNotImplementedError as exc:
             raise MissingProperty(f"model does not implement a requested property: {exc}") from exc
         except Timeout:
-            raise ModelError(f"model call exceeded the time limit of {self.timeout:g} s "
+            raise ModelError(f"model call exceeded the time limit of {limit:g} s "
                              f"({len(atoms)} atoms, {formula})") from None
         except (KeyboardInterrupt, SystemExit, ModelError, MissingProperty):
             raise

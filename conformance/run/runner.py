@@ -19,6 +19,7 @@ import numpy as np
 from .config import RunConfig
 from ..core.model import InputError, MissingProperty, Model, ModelError, Skip
 from ..core.registry import CheckSpec
+from ..core.profiles import STANDARD, Profile
 from ..core.result import CheckResult, Verdict, judge
 from ..core.cases import Case
 from ..core.tolerances import Tolerances
@@ -45,6 +46,8 @@ class CheckContext:
     progress : callable(done, total, what)
         Long checks (MD, data audits) call it to report progress; the pytest
         plugin shows it in the terminal. Default: does nothing.
+    profile : Profile
+        How much the check measures (:mod:`conformance.core.profiles`).
     """
 
     tol: Tolerances
@@ -54,6 +57,7 @@ class CheckContext:
     species: tuple = ()
     model_name: str = "model"
     progress: Callable[[int, int, str], None] = field(default=lambda done, total, what: None)
+    profile: Profile = STANDARD
 
 
 def item_id(check: str, case: str) -> str:

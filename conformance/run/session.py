@@ -110,6 +110,9 @@ def load_model(config: RunConfig, calc: Any = None) -> Model:
         calc, factory = loaded.calc, loaded.factory
         # species, cutoff, precision declared on the factory or class (the adapter reads them)
         declared = {"species": loaded.species, "cutoff": loaded.cutoff, "precision": loaded.precision}
+    from adapters.batching import with_native_batching
+
+    calc = with_native_batching(calc)  # a library's own batches, where they pay
     overrides = {}
     if config.precision:
         overrides["precision"] = config.precision

@@ -166,16 +166,17 @@ def dimer_curve(model, a: str, b: str, r: np.ndarray, e_separated: float | None 
                 atom_cache: dict | None = None) -> DimerCurve:
     """Scan the dimer ``a``–``b`` over the distances ``r`` (Å).
 
-    Makes ``len(r)`` model calls (plus one per species not yet in ``atom_cache``
-    when ``e_separated`` is not given), all with the model's one calculator.
+    Makes ``len(r)`` model calls, one batch when the model takes batches (plus one
+    per species not yet in ``atom_cache`` when ``e_separated`` is not given), all
+    with the model's one calculator.
     """
     if e_separated is None:
         e_separated = separated_energy(model, (a, b), atom_cache)
     r = np.asarray(r, dtype=float)
     energy = np.empty(len(r))
     force = np.empty(len(r))
-    for k, rk in enumerate(r):
-        out = model.evaluate(dimer(a, b, rk), ("energy", "forces"))
+    outs = model.evaluate_many([dimer(a, b, rk) for rk in r], ("energy", "forces"))
+    for k, out in enumerate(outs):
         energy[k] = out["energy"] - e_separated
         force[k] = out["forces"][1, 0]
     return DimerCurve((a, b), r, energy, force, float(e_separated))
@@ -475,6 +476,8 @@ class Continuity:
     unrefined : list of int
         Coarse intervals above tolerance left unrefined because the call budget
         ran out; reported as unconfirmed, never failed.
+    max_calls : int or None
+        The call budget refinement had.
     """
 
     worst: dict
@@ -483,6 +486,7 @@ class Continuity:
     calls: int = 0
     steep: dict = field(default_factory=dict)
     unrefined: list = field(default_factory=list)
+    max_calls: int | None = None
 
 
 def _refine_interval(sample, names, lo: float, hi: float, coarse_size: dict, atol: dict,
@@ -619,7 +623,7 @@ def refined_jumps(sample, x: np.ndarray, values: dict, atol: dict, slope_factor:
     jumps = np.zeros(n_int, dtype=bool)
     for k in names:
         jumps |= flagged[k]
-    return Continuity(worst_out, jumps, flagged, calls, steep, sorted(unrefined))
+    return Continuity(worst_out, jumps, flagged, calls, steep, sorted(unrefined), max_calls)
 
 
 def vanishing_radius(r: np.ndarray, energy: np.ndarray, force: np.ndarray, e_tol: float,

@@ -54,3 +54,26 @@ def test_torch_twin_is_caught_by_the_family_that_names_the_defect(name):
     failed = [r for r in report.results if r.status == "failed"]
     assert failed, f"{name}'s twin passed every {family} item"
     assert {r.family for r in failed} == {family}
+
+
+def test_chgnet_native_batches_equal_one_at_a_time_evaluation():
+    """adapters.batching on CHGNet: the same numbers in one batch as one by one."""
+    import numpy as np
+    from ase.build import bulk
+
+    from adapters.batching import with_native_batching
+    from conformance.core.model import Model
+
+    entry, _ = _entry("CHGNet-Si")
+    model = Model(with_native_batching(entry.factory(), force=True))
+    rng = np.random.default_rng(0)
+    structures = [bulk("Si", "diamond", a=5.43, cubic=True) for _ in range(4)]
+    for atoms in structures:
+        atoms.rattle(0.05, rng=rng)
+    many = model.evaluate_many(structures, ("energy", "forces", "stress"))
+    assert model.n_calls == 4
+    one = [model.evaluate(atoms, ("energy", "forces", "stress")) for atoms in structures]
+    for x, y in zip(many, one):   # float32 model: within its round-off
+        assert abs(x["energy"] - y["energy"]) < 1e-5 * abs(y["energy"])
+        np.testing.assert_allclose(x["forces"], y["forces"], atol=1e-5)
+        np.testing.assert_allclose(x["stress"], y["stress"], atol=1e-7)

@@ -1,0 +1,58 @@
+"""Audit profiles: how much each check measures (``--mlip-profile``).
+
+A profile scales what costs model calls without changing what is judged:
+the number of random operations of the symmetry checks, the density of the
+smoothness scans and their refinement budget, the length of the memory and
+MD runs. ``standard`` is the audit as documented per check; ``quick`` is for
+iterating on an expensive model (at most ~600 calls for the static families
+on one species, and it still catches every broken model of the test zoo that
+``standard`` catches); ``thorough`` is for a pre-publication audit (denser
+scans, more operations, production-length MD).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much a run measures.
+
+    Attributes
+    ----------
+    name : str
+    examples : int
+        Random operations per symmetry check (when ``--mlip-examples`` is not given).
+    scan_density : float
+        Factor on the number of points of every smoothness scan (dimer, trimer,
+        strain, cutoff crossing, compression).
+    refine_calls : int
+        Model calls each scan may spend refining suspected jumps.
+    memory_calls : int
+        Calls of ``memory_growth`` after its warm-up.
+    md_factor : float
+        Factor on the default MD lengths (``--mlip-md-steps`` overrides it).
+    """
+
+    name: str
+    examples: int
+    scan_density: float
+    refine_calls: int
+    memory_calls: int
+    md_factor: float
+
+    def points(self, n: int, minimum: int = 9) -> int:
+        """``n`` scan points scaled by :attr:`scan_density`, at least ``minimum``."""
+        return max(minimum, int(round(n * self.scan_density)))
+
+
+PROFILES = {
+    "quick": Profile("quick", examples=2, scan_density=0.3, refine_calls=150, memory_calls=40,
+                     md_factor=0.5),
+    "standard": Profile("standard", examples=4, scan_density=1.0, refine_calls=600, memory_calls=100,
+                        md_factor=1.0),
+    "thorough": Profile("thorough", examples=12, scan_density=2.0, refine_calls=2000,
+                        memory_calls=300, md_factor=20.0),
+}
+STANDARD = PROFILES["standard"]
