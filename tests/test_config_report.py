@@ -99,14 +99,14 @@ def test_parametrize_checks_in_a_users_test_file(conformance_check, request):
     assert result.status == "passed"
 
 
-def test_readme_catalogue_and_tolerances_are_up_to_date():
+def test_readme_options_catalogue_and_tolerances_are_up_to_date():
     from pathlib import Path
 
-    from conformance.reporting.catalogue import render_readme
     from conformance.core.registry import all_checks
+    from conformance.run.options import render_readme
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert readme == render_readme(readme), "run: python -m conformance.reporting.catalogue --update README.md"
+    assert readme == render_readme(readme), "run: python -m conformance.run.options --update README.md"
     for name in all_checks():
         assert f"**{name}**" in readme, f"README has no paragraph for {name}"
 

@@ -36,54 +36,20 @@ _replay_key = pytest.StashKey()     # item name -> result dict from the journal 
 _final_key = pytest.StashKey()      # (Report, path written or None, error or None) at the end
 _sigterm_key = pytest.StashKey()    # the SIGTERM handler to restore
 
-OPTIONS = [
-    # (name, metavar, help)
-    ("model", "SPEC", "model to audit: ase:EMT, package.module:attr, path/file.py:attr, "
-                      "reference:linear (default: none, the suite is off)"),
-    ("model-kwargs", "JSON", "keyword arguments for the model class/factory, e.g. '{\"rc\": 5}'"),
-    ("species", "LIST", "comma-separated species to build cases for, e.g. Cu,Au "
-                        "(default: the model's declared species)"),
-    ("structures", "FILE", "extra structures to test (any ase.io format, all frames)"),
-    ("structure-kinds", "LIST", "restrict built-in cases to these kinds "
-                                "(dimer,trimer,cluster,bulk,slab,wire,alloy,small_cell)"),
-    ("precision", "DTYPE", "float64 or float32: selects the tolerance table "
-                           "(default: the model's declaration, else float64)"),
-    ("checks", "LIST", "comma-separated check names or families to run (default: all)"),
-    ("skip", "LIST", "comma-separated check names or families to leave out"),
-    ("report", "PATH", "write a report: .json, .md or .html (default: none)"),
-    ("train", "FILE", "training set for the data audits: a file, comma-separated files or glob "
-                      "patterns (extxyz shards, ASE databases; energies and forces)"),
-    ("test", "FILE", "test set for the data audits (files or patterns as for --mlip-train)"),
-    ("dask", "ADDRESS", "where the data audits run: a distributed scheduler (tcp://host:8786) "
-                        "or processes:N / threads:N (default: a local cluster, one worker per core)"),
-    ("cutoffs", "LIST", "cutoff radii in Å for the optional cutoff_convergence data audit, "
-                        "e.g. 4,5,6,7 (default: not run)"),
-    ("seed", "INT", "seed of structures, transforms and MD (default: 0)"),
-    ("examples", "INT", "random transforms per symmetry check (default: 4)"),
-    ("md-steps", "INT", "MD steps per run (default: per check, short)"),
-    ("md-temperature", "K", "temperature of the hot MD run (default: 1.5 × melting point)"),
-    ("md-timestep", "FS", "MD time step in fs (default: from the lightest species' mass)"),
-    ("timeout", "SECONDS", "time limit of one model call (default: none); a call that does not "
-                           "return is killed with its worker process"),
-    ("isolate", "yes|no", "run the model in a worker process, so that a crash, an out-of-memory "
-                          "kill or a hang in native code is one item's error (default: yes)"),
-    ("memory-limit", "GB", "address-space limit of the model worker in GB: running out of memory "
-                           "becomes a MemoryError in the model (default: none)"),
-    ("fail-on", "SEVERITY", "lowest severity that fails an item: consistency (default) or mandatory; "
-                            "informational findings are always reported, never failed"),
-]
-
-
 def pytest_addoption(parser):
+    """One ``--mlip-<name>`` option per command-line row of the option table."""
+    from ..run.options import OPTIONS
+
     group = parser.getgroup("mlip-conformance", "machine-learned potential conformance audit")
-    for name, metavar, help_ in OPTIONS:
-        group.addoption(f"--mlip-{name}", dest=f"mlip_{name.replace('-', '_')}", metavar=metavar,
-                        default=None, help=help_)
-    group.addoption("--mlip-md-long", dest="mlip_md_long", action="store_const", const=True,
-                    default=None, help="production-length MD preset for a pre-publication audit")
-    group.addoption("--mlip-resume", dest="mlip_resume", action="store_const", const=True,
-                    default=None, help="resume an interrupted audit from its journal (next to the "
-                                       "report): items already done are not run again")
+    for option in OPTIONS:
+        if not option.command_line:
+            continue
+        if option.metavar is None:
+            group.addoption(option.flag, dest=option.dest, action="store_const", const=True,
+                            default=None, help=option.cli_help)
+        else:
+            group.addoption(option.flag, dest=option.dest, metavar=option.metavar, default=None,
+                            help=option.cli_help)
 
 
 def _pyproject_path(config) -> Path:
@@ -95,11 +61,9 @@ def _pyproject_path(config) -> Path:
 
 def _read_config(config):
     from ..run.config import ConfigError, build_config, read_pyproject
+    from ..run.options import OPTIONS
 
-    cli = {name.replace("-", "_"): config.getoption(f"mlip_{name.replace('-', '_')}")
-           for name, _, _ in OPTIONS}
-    cli["md_long"] = config.getoption("mlip_md_long")
-    cli["resume"] = config.getoption("mlip_resume")
+    cli = {option.field: config.getoption(option.dest) for option in OPTIONS if option.command_line}
     try:
         return build_config(cli, read_pyproject(_pyproject_path(config)))
     except ConfigError as exc:

@@ -2,17 +2,16 @@
 
 ``python -m conformance.reporting.catalogue`` prints the catalogue: for every registered
 check its family, the cases it runs on, the unit of its measured value, its
-model calls and its one-line summary. ``python -m conformance.reporting.catalogue
---update README.md`` rewrites the generated blocks of the README in place
-(between ``<!-- catalogue:start ... -->``/``<!-- catalogue:end -->`` and the
-same for ``tolerances``); a test keeps the README in sync.
+model calls and its one-line summary. :func:`render_readme` refreshes the
+README's generated blocks of this layer (between ``<!-- catalogue:start ... -->``
+and ``<!-- catalogue:end -->``, and the same for ``tolerances``);
+``python -m conformance.run.options --update README.md`` rewrites them in place
+together with the options table, which lives in a layer above this one.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 from ..core.registry import all_checks
 from ..core.tolerances import markdown_table
@@ -28,7 +27,8 @@ def markdown_catalogue() -> str:
     return "\n".join(lines)
 
 
-def _replace_block(text: str, name: str, content: str) -> str:
+def replace_block(text: str, name: str, content: str) -> str:
+    """``text`` with ``content`` between ``<!-- name:start ... -->`` and ``<!-- name:end -->``."""
     pattern = re.compile(rf"(<!-- {name}:start[^\n]*-->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
         raise ValueError(f"no <!-- {name}:start --> ... <!-- {name}:end --> block")
@@ -36,14 +36,10 @@ def _replace_block(text: str, name: str, content: str) -> str:
 
 
 def render_readme(text: str) -> str:
-    """README text with the generated blocks refreshed."""
-    text = _replace_block(text, "catalogue", markdown_catalogue())
-    return _replace_block(text, "tolerances", markdown_table())
+    """README text with the check catalogue and the tolerance table refreshed."""
+    text = replace_block(text, "catalogue", markdown_catalogue())
+    return replace_block(text, "tolerances", markdown_table())
 
 
 if __name__ == "__main__":  # pragma: no cover
-    if len(sys.argv) == 3 and sys.argv[1] == "--update":
-        path = Path(sys.argv[2])
-        path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
-        print(markdown_catalogue())
+    print(markdown_catalogue())

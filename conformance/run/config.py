@@ -1,8 +1,9 @@
 """Run configuration: command line and ``[tool.mlip-conformance]`` in pyproject.toml.
 
-Every command-line option ``--mlip-X-Y`` has a pyproject key ``X-Y`` (or
-``X_Y``); the command line wins. Unknown keys are an error that lists the
-known ones. Example::
+Every option of :data:`conformance.run.options.OPTIONS` has a pyproject key
+``X-Y`` (or ``X_Y``) and, unless it is a table, a command-line flag
+``--mlip-X-Y``; the command line wins. Unknown keys are an error that lists
+the known ones. Example::
 
     [tool.mlip-conformance]
     model = "mypkg.calc:make_calculator"
@@ -21,121 +22,61 @@ known ones. Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.tolerances import PRECISIONS, TABLE, Tolerances
+from ..core.tolerances import Tolerances
+from .options import OPTION_BY_FIELD, ConfigError, did_you_mean
 
 
-class ConfigError(ValueError):
-    """Invalid configuration value or key (message says which and why)."""
-
-
-def did_you_mean(name: str, known) -> str:
-    """`` (did you mean 'x'?)`` for the closest known name, or ``""``."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _default(field: str) -> dataclasses.Field:
+    """The dataclass field of a RunConfig attribute, with the default of its option."""
+    default = OPTION_BY_FIELD[field].default
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default))
+    return dataclasses.field(default=default)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a conformance run is parameterised by.
 
-    Attributes
-    ----------
-    model : str or None
-        Model spec, e.g. ``ase:EMT`` (see :mod:`adapters`).
-    model_kwargs : dict
-        Keyword arguments for the model class or factory.
-    species : tuple of str
-        Species to build cases for (default: the model's declaration).
-    structures : str or None
-        Path of extra structures (any ase.io format).
-    precision : str or None
-        ``float64`` or ``float32`` (default: the model's declaration, else float64).
-    checks, skip : tuple of str
-        Check names or families to run / to leave out.
-    xfail : dict
-        ``{"check" or "check[case]": reason}``: known failures (strict xfail).
-    report : str or None
-        Report path (``.json``, ``.md``, ``.html``).
-    train, test : str or None
-        Data files for the data audits: a file, comma-separated files or glob
-        patterns (extxyz shards, ASE databases), read in partitions.
-    seed : int
-        Seed of structures, transforms and MD.
-    examples : int
-        Random transforms tried per symmetry check.
-    md_steps : int or None
-        MD steps per run (default: per-check default).
-    md_long : bool
-        Production-length MD preset.
-    md_temperature : float or None
-        Hot-MD temperature (K); default 1.5 × melting point.
-    md_timestep : float or None
-        MD time step (fs); default from the lightest species.
-    timeout : float or None
-        Seconds one model call may take.
-    tolerances : dict
-        ``{name: value}`` or ``{check: {name: value}}`` overrides.
-    structure_kinds : tuple of str
-        Restrict built-in structures to these kinds.
-    cutoffs : tuple of float
-        Cutoff radii (Å) of the optional ``cutoff_convergence`` data audit.
-    fail_on : str
-        Lowest severity whose violations fail an item: ``consistency`` (default:
-        mandatory and consistency checks fail) or ``mandatory`` (consistency
-        violations are reported as findings). Informational never fails.
-    isolate : bool or None
-        Run the model in a worker process (:mod:`conformance.run.isolation`), so that
-        a crash, an out-of-memory kill or a hang in native code costs one item,
-        not the audit. None: the front end's default (on in the pytest plugin,
-        off in :func:`conformance.audit`, which then needs a model spec).
-    memory_limit : float or None
-        Address-space limit (GB) of the model worker (``RLIMIT_AS``): running
-        out of memory becomes a ``MemoryError`` in the model, not a kill.
-    resume : bool
-        Resume an interrupted pytest run from its journal
-        (:mod:`conformance.run.journal`): items already there are not run again.
-    dask : str or None
-        Where the data audits run: the address of a running ``distributed``
-        scheduler (``tcp://host:8786``), or ``processes:N`` / ``threads:N`` for a
-        local cluster of N workers started and closed by the audit. None: a local
-        cluster (processes, one per core, for data sets of more than two
-        partitions; threads otherwise).
+    One attribute per option of :data:`conformance.run.options.OPTIONS` (its
+    pyproject key with ``_`` for ``-``), which gives its meaning, default and
+    validation; :func:`build_config` fills it from pyproject.toml and the
+    command line. ``isolate`` is None unless given: the front end decides (on
+    in the pytest plugin, off in :func:`conformance.audit`, which then needs a
+    model spec).
     """
 
-    model: str | None = None
-    model_kwargs: dict = field(default_factory=dict)
-    species: tuple = ()
-    structures: str | None = None
-    precision: str | None = None
-    checks: tuple = ()
-    skip: tuple = ()
-    xfail: dict = field(default_factory=dict)
-    report: str | None = None
-    train: str | None = None
-    test: str | None = None
-    seed: int = 0
-    examples: int = 4
-    md_steps: int | None = None
-    md_long: bool = False
-    md_temperature: float | None = None
-    md_timestep: float | None = None
-    timeout: float | None = None
-    tolerances: dict = field(default_factory=dict)
-    structure_kinds: tuple = ()
-    cutoffs: tuple = ()
-    fail_on: str = "consistency"
-    isolate: bool | None = None
-    memory_limit: float | None = None
-    resume: bool = False
-    dask: str | None = None
+    model: str | None = _default("model")
+    model_kwargs: dict = _default("model_kwargs")
+    species: tuple = _default("species")
+    structures: str | None = _default("structures")
+    precision: str | None = _default("precision")
+    checks: tuple = _default("checks")
+    skip: tuple = _default("skip")
+    xfail: dict = _default("xfail")
+    report: str | None = _default("report")
+    train: str | None = _default("train")
+    test: str | None = _default("test")
+    seed: int = _default("seed")
+    examples: int = _default("examples")
+    md_steps: int | None = _default("md_steps")
+    md_long: bool = _default("md_long")
+    md_temperature: float | None = _default("md_temperature")
+    md_timestep: float | None = _default("md_timestep")
+    timeout: float | None = _default("timeout")
+    tolerances: dict = _default("tolerances")
+    structure_kinds: tuple = _default("structure_kinds")
+    cutoffs: tuple = _default("cutoffs")
+    fail_on: str = _default("fail_on")
+    isolate: bool | None = _default("isolate")
+    memory_limit: float | None = _default("memory_limit")
+    resume: bool = _default("resume")
+    dask: str | None = _default("dask")
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -153,123 +94,20 @@ class RunConfig:
 KEYS = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 
-def _split_list(value: Any) -> tuple:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(str(v).strip() for v in value)
-
-
 def coerce(key: str, value: Any) -> Any:
-    """Validate and convert one configuration value (raise ConfigError)."""
+    """Validate and convert one configuration value (raise ConfigError).
+
+    ``key`` is a RunConfig attribute (``model_kwargs``); its option's ``coerce``
+    does the work.
+    """
+    if key not in OPTION_BY_FIELD:
+        raise ConfigError(f"unknown key {key!r}")
     try:
-        if key in ("species", "checks", "skip", "structure_kinds"):
-            return _split_list(value)
-        if key == "cutoffs":
-            radii = tuple(float(v) for v in _split_list(value))
-            if any(not r > 0 for r in radii):
-                raise ConfigError(f"cutoffs must be positive radii in Å, got {value!r}")
-            return radii
-        if key == "model_kwargs":
-            if isinstance(value, str):
-                value = json.loads(value) if value.strip() else {}
-            if not isinstance(value, dict):
-                raise ConfigError("model-kwargs must be a JSON object, e.g. '{\"sigma\": 2.3}'")
-            return dict(value)
-        if key in ("seed", "examples", "md_steps"):
-            v = int(value)
-            if v < 0 or (key in ("examples", "md_steps") and v < 1):
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-            return v
-        if key in ("timeout", "md_temperature", "md_timestep", "memory_limit"):
-            v = float(value)
-            if v <= 0:
-                raise ConfigError(f"{key} must be > 0, got {value!r}")
-            return v
-        if key in ("md_long", "resume"):
-            if isinstance(value, str):
-                return value.lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if key == "isolate":
-            return _yes_no(key, value)
-        if key == "fail_on":
-            if value not in ("mandatory", "consistency"):
-                raise ConfigError(f"fail-on must be mandatory or consistency, got {value!r}")
-            return value
-        if key == "precision":
-            if value not in PRECISIONS:
-                raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
-            return value
-        if key == "xfail":
-            if not isinstance(value, Mapping):
-                raise ConfigError("xfail must be a table {\"check\" or \"check[case]\" = \"reason\"}")
-            return {str(k): str(v) for k, v in value.items()}
-        if key == "tolerances":
-            if not isinstance(value, Mapping):
-                raise ConfigError("tolerances must be a table {name = value}")
-            out: dict[str, Any] = {}
-            for k, v in value.items():
-                if isinstance(v, Mapping):
-                    out[k] = {n: _tolerance_value(n, x) for n, x in v.items()}
-                else:
-                    out[k] = _tolerance_value(k, v)
-            return out
-        if key in ("model", "structures", "report", "train", "test"):
-            return None if value in (None, "") else str(value)
-        if key == "dask":
-            return _dask_target(value)
+        return OPTION_BY_FIELD[key].coerce(key, value)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for {key}: {value!r} ({exc})") from None
-    raise ConfigError(f"unknown key {key!r}")
-
-
-def _dask_target(value: Any) -> str | None:
-    """A scheduler address, or ``processes:N`` / ``threads:N`` (N >= 1)."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    kind, _, count = text.partition(":")
-    if kind in ("processes", "threads"):
-        if not (count.isdigit() and int(count) >= 1):
-            raise ConfigError(f"dask must be an address or processes:N / threads:N with N >= 1, "
-                              f"got {value!r}")
-        return f"{kind}:{int(count)}"
-    if "://" not in text and ":" not in text:
-        raise ConfigError(f"dask must be a scheduler address (tcp://host:port) or "
-                          f"processes:N / threads:N, got {value!r}")
-    return text
-
-
-def _yes_no(key: str, value: Any) -> bool:
-    """``yes``/``no`` (also true/false, on/off, 1/0, booleans) as a bool."""
-    if isinstance(value, bool):
-        return value
-    words = {"yes": True, "true": True, "on": True, "1": True,
-             "no": False, "false": False, "off": False, "0": False}
-    if str(value).strip().lower() not in words:
-        raise ConfigError(f"{key.replace('_', '-')} must be yes or no, got {value!r}")
-    return words[str(value).strip().lower()]
-
-
-def _tolerance_value(name: str, value: Any) -> float:
-    if name not in TABLE:
-        _load_all_tolerances()
-    if name not in TABLE:
-        raise ConfigError(f"unknown tolerance {name!r}{did_you_mean(name, TABLE)}; known: "
-                          f"{', '.join(sorted(TABLE))}")
-    v = float(value)
-    if not v >= 0:
-        raise ConfigError(f"tolerance {name} must be >= 0, got {value!r}")
-    return v
-
-
-def _load_all_tolerances():
-    from ..core.registry import load_families
-
-    load_families()  # the families define their tolerance rows
 
 
 def normalise_key(key: str) -> str:
