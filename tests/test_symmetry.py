@@ -7,6 +7,13 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
 from conformance import audit
+from conformance.checks._equivariance import Equivariance, Image
+from conformance.core.model import Model
+from conformance.core.tolerances import Tolerances
+from conformance.run.runner import CheckContext
+from conformance.toolkit import strategies as strat
+from conformance.toolkit import transforms as tf
+from conformance.toolkit.structures import find_case
 from tests.conftest import failed_checks, statuses
 from tests.zoo.base import SmoothPair
 from tests.zoo.symmetry import (Anisotropic, CancellingFloat32, Chiral, FixedImageRange, Float32EMT,
@@ -144,3 +151,49 @@ def test_model_calls_are_bounded():
     report = audit(Anisotropic(), species=["Cu"], checks=SYMMETRY, examples=4)
     # 1 reference + 4 examples + at most 25 shrinking calls (+ lattice shift pair)
     assert report.df["n_calls"].max() <= 1 + 4 + 25 + 2
+
+
+def engine(case="bulk_Cu_fcc"):
+    """The symmetry engine on an exactly equivariant toy (SmoothPair) at float64."""
+    return Equivariance(Model(SmoothPair()), find_case(case, ["Cu"]), CheckContext(tol=Tolerances()))
+
+
+def test_engine_passes_exact_output_rules_and_catches_a_wrong_one():
+    """Outputs declared as they transform (energy scalar, forces vectors, stress
+    R σ Rᵀ, extensive over images) agree to round-off on an exactly equivariant
+    model; a declaration that gets one rule wrong fails on that output only."""
+    sym = engine()
+    r = tf.rotation_matrix([1.0, 2.0, 3.0], 0.7)
+    order = np.roll(np.arange(len(sym.atoms)), 1)
+    right = [Image(tf.rotate(sym.atoms, r), matrix=r), Image(tf.permute(sym.atoms, order), order=order),
+             Image(tf.supercell(sym.atoms, (2, 1, 1)), images=2)]
+    for image in right:
+        fields = sym.fields(image)
+        assert [f.name for f in fields] == ["|ΔE|", "max |ΔF|", "max |Δσ|"]
+        assert all(f.ok and f.error < 1e-10 for f in fields), fields
+    invariant = {f.name: f.ok for f in sym.fields(Image(tf.rotate(sym.atoms, r)))}  # forces, stress unrotated
+    assert invariant == {"|ΔE|": True, "max |ΔF|": False, "max |Δσ|": False}
+    unpermuted = {f.name: f.ok for f in sym.fields(Image(tf.permute(sym.atoms, order)))}
+    assert unpermuted == {"|ΔE|": True, "max |ΔF|": False, "max |Δσ|": True}
+    mirrored, rotated = tf.right_handed(tf.rotate(sym.atoms, -r)), tf.rotate(sym.atoms, r)  # -1 · (R x) and R x
+    parity = {f.name: f.ok for f in sym.fields(Image(mirrored, matrix=tf.INVERSION, reference=rotated))}
+    assert parity == {"|ΔE|": True, "max |ΔF|": True, "max |Δσ|": True}
+    even = {f.name: f.ok for f in sym.fields(Image(mirrored, reference=rotated))}
+    assert even == {"|ΔE|": True, "max |ΔF|": False, "max |Δσ|": True}  # forces are odd, stress even
+
+
+def rotation_code(rot):
+    return f"atoms2 = transforms.rotate(atoms, {rot.code()})"
+
+
+def test_engine_search_names_the_operation_that_breaks_a_declared_rule():
+    def search(act, **kwargs):
+        return engine(case="cluster_Cu13").search(np.random.default_rng(0), strat.rotations(), act, rotation_code,
+                                                  "random rotations", **kwargs)
+
+    good = search(lambda rot, atoms: Image(tf.rotate(atoms, rot.matrix), matrix=rot.matrix))
+    assert all(f.ok for f in good.fields) and good.what.endswith("random rotations of cluster_Cu13")
+    bad = search(lambda rot, atoms: Image(tf.rotate(atoms, rot.matrix)), explain="forces declared invariant")
+    assert [f.name for f in bad.fields if not f.ok] == ["max |ΔF|"]
+    assert bad.what.startswith("rotation axis=") and bad.note == "forces declared invariant"
+    assert "transforms.rotate(atoms, transforms.rotation_matrix(" in bad.reproducer

@@ -1,14 +1,13 @@
 """Symmetry family: permutation, translation, rotation, inversion, periodic images.
 
-Every check evaluates the case once as reference, applies symmetry operations
-drawn from hypothesis strategies (seeded; a violation is shrunk to a minimal
-operation), and compares energy, forces (N, 3) and stress with the reference
-mapped through the operation. Transforms are computed in float64.
+Each check declares its operation on the Atoms (drawn from a hypothesis
+strategy where it is random: seeded, a violation shrunk to a minimal
+operation) and how the outputs transform with it, as an :class:`Image`; the
+engine (:mod:`._equivariance`) evaluates both structures, maps the reference
+outputs and compares energy, forces (N, 3) and stress with the tolerance table.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -16,47 +15,11 @@ from ..toolkit import strategies as strat
 from ..toolkit import transforms as tf
 from ..core.model import Skip
 from ..core.registry import check
-from ..core.result import Field, Verdict
+from ..core.result import Field
 from ..core.tolerances import define
 from ..core.cases import ANY, PERIODIC
-from ..toolkit.noise import Noise, noise_floor
-from ._compare import case_reproducer, compare, properties_for
-
-COMPARE = "\n# evaluate both structures with calc and compare energy, mapped forces and stress"
-
-
-def _reproducer(case, ctx, line: str) -> str:
-    return case_reproducer(case, ctx, line + COMPARE)
-
-
-def _search_verdict(model, case, ctx, rng, strategy, apply: Callable, label: str,
-                    reproduce: Callable, ref: dict | None = None) -> Verdict:
-    """Reference evaluation, then a hypothesis search over ``strategy``.
-
-    ``apply(example, atoms, reference) -> (atoms2, expected)`` builds the
-    transformed structure and the reference properties mapped through the
-    operation; ``reproduce(example) -> str`` is a line of Python.
-    """
-    props = properties_for(model, case)
-    atoms = case.copy()
-    if ref is None:
-        ref = model.evaluate(atoms, props)
-    noise = noise_floor(model, case, props)
-
-    def measure(example):
-        new_atoms, expected = apply(example, atoms, ref)
-        return compare(expected, model.evaluate(new_atoms, props), ctx.tol, len(atoms), noise=noise)
-
-    outcome = strat.search(strategy, measure, seed=int(rng.integers(2**32)), examples=ctx.config.examples)
-    details = {"examples_tried": outcome.examples_tried, "noise_floor": noise.as_dict()}
-    note = noise.describe() if noise.measured else ""
-    if outcome.failure is not None:
-        example, fields = outcome.failure
-        return Verdict(fields, what=f"{example} on {case.name}", note=note,
-                       reproducer=_reproducer(case, ctx, reproduce(example)),
-                       details=dict(details, example=str(example)))
-    return Verdict(list(outcome.worst.values()), note=note,
-                   what=f"{outcome.examples_tried} random {label} of {case.name}", details=details)
+from ._compare import compare
+from ._equivariance import Equivariance, Image
 
 
 @check(family="symmetry", cases=ANY, calls="1 + examples (≤ 25 more to shrink a failure)", unit="eV/Å")
@@ -76,14 +39,9 @@ def permutation_invariance(model, case, ctx, rng):
         options.insert(0, strat.permutations(numbers, same_species=True))
     except ValueError:  # no species with two atoms
         pass
-
-    def apply(order, atoms, ref):
-        order = np.asarray(order)
-        expected = dict(ref, forces=ref["forces"][order])
-        return tf.permute(atoms, order), expected
-
-    return _search_verdict(model, case, ctx, rng, strat.one_of(*options), apply, "permutations",
-                           lambda order: f"atoms2 = transforms.permute(atoms, {list(order)})")
+    return Equivariance(model, case, ctx).search(
+        rng, strat.one_of(*options), lambda order, atoms: Image(tf.permute(atoms, order), order=order),
+        lambda order: f"atoms2 = transforms.permute(atoms, {list(order)})", "random permutations")
 
 
 @check(family="symmetry", cases=ANY, calls="1 + examples (+1 periodic) (≤ 25 more to shrink a failure)",
@@ -95,30 +53,20 @@ def translation_invariance(model, case, ctx, rng):
     with and without wrapping the atoms back into the cell, plus moving
     individual atoms by random integer lattice vectors (same crystal).
     """
-    def apply(example, atoms, ref):
-        vector, wrap = example
-        moved = tf.translate(atoms, vector)
-        return (tf.wrap(moved) if wrap else moved), ref
-
-    def reproduce(example):
-        vector, wrap = example
-        line = f"atoms2 = transforms.translate(atoms, {list(vector)})"
-        return line + ("\natoms2 = transforms.wrap(atoms2)" if wrap else "")
-
-    atoms = case.copy()
-    props = properties_for(model, case)
-    ref = model.evaluate(atoms, props)
-    verdict = _search_verdict(model, case, ctx, rng, strat.translations(10.0, wrap=case.periodic), apply,
-                              "translations", reproduce, ref)
-    if case.periodic and not any(not f.ok for f in verdict.fields):
-        shifts = rng.integers(-2, 3, size=(len(atoms), 3)) * atoms.pbc
-        fields = compare(ref, model.evaluate(tf.lattice_shift(atoms, shifts), props), ctx.tol,
-                         len(atoms), prefix="lattice-shifted ", noise=noise_floor(model, case, props))
+    sym = Equivariance(model, case, ctx)
+    verdict = sym.search(rng, strat.translations(10.0, wrap=case.periodic),
+                         lambda t, atoms: Image(tf.wrap(tf.translate(atoms, t.vector)) if t.wrap
+                                                else tf.translate(atoms, t.vector)),
+                         lambda t: f"atoms2 = transforms.translate(atoms, {list(t.vector)})"
+                                   + ("\natoms2 = transforms.wrap(atoms2)" if t.wrap else ""),
+                         "random translations")
+    if case.periodic and all(f.ok for f in verdict.fields):
+        shifts = rng.integers(-2, 3, size=(len(sym.atoms), 3)) * sym.atoms.pbc
+        fields = sym.fields(Image(tf.lattice_shift(sym.atoms, shifts)), prefix="lattice-shifted ")
         verdict.fields.extend(fields)
         if any(not f.ok for f in fields):
             verdict.what = f"atoms moved by integer lattice vectors on {case.name}"
-            verdict.reproducer = _reproducer(case, ctx, "atoms2 = transforms.lattice_shift(atoms, "
-                                             f"{shifts.tolist()})")
+            verdict.reproducer = sym.reproducer(f"atoms2 = transforms.lattice_shift(atoms, {shifts.tolist()})")
     return verdict
 
 
@@ -131,11 +79,6 @@ define("offset_precision_factor", "1", 2.0, 2.0,
        "change per Å measured on the case: a model storing absolute coordinates in its precision "
        "rounds each of two atoms' positions by up to ε|x|/2, so an honest model errs by "
        "<= ε|x|K; errors growing faster than the offset (e.g. |x|² cancellations) still fail")
-
-
-def scaled_noise(noise: Noise, n: int) -> Noise:
-    """The noise floor of an n-fold supercell: energy noise grows like n, forces stay."""
-    return Noise(noise.energy * n, noise.forces, noise.stress, noise.measured, noise.resolution * n)
 
 
 def sensitivity(model, atoms, props, ref, rng) -> dict:
@@ -165,24 +108,18 @@ def large_offset(model, case, ctx, rng):
     a second offset 10× smaller; informational). Float64 models are held to the
     table.
     """
-    atoms = case.copy()
-    props = properties_for(model, case)
-    ref = model.evaluate(atoms, props)
-    noise = noise_floor(model, case, props)
-    got = model.evaluate(tf.translate(atoms, LARGE_OFFSET), props)
-    fields = compare(ref, got, ctx.tol, len(atoms), noise=noise)
-    what = f"translation by {LARGE_OFFSET.tolist()} Å of {case.name}"
-    reproducer = _reproducer(case, ctx, f"atoms2 = transforms.translate(atoms, {LARGE_OFFSET.tolist()})")
-    details = {"noise_floor": noise.as_dict()}
+    sym = Equivariance(model, case, ctx)
+    verdict = sym.judge(Image(tf.translate(sym.atoms, LARGE_OFFSET)), f"translation by {LARGE_OFFSET.tolist()} Å",
+                        f"atoms2 = transforms.translate(atoms, {LARGE_OFFSET.tolist()})")
+    verdict.details = {"noise_floor": sym.noise.as_dict()}
     if model.tags.precision != "float32":
-        return Verdict(fields, what=what, reproducer=reproducer, details=details)
+        return verdict
     eps = float(np.finfo(np.float32).eps)
     offset = float(np.linalg.norm(LARGE_OFFSET))
-    per_angstrom = sensitivity(model, atoms, props, ref, rng)
+    per_angstrom = sensitivity(model, sym.atoms, sym.props, sym.ref, rng)
     allowance = {name: ctx.tol["offset_precision_factor"] * eps * offset * k for name, k in per_angstrom.items()}
-    err = {f.name: f for f in fields}["max |ΔF|"]
-    near = compare(ref, model.evaluate(tf.translate(atoms, LARGE_OFFSET / 10), props), ctx.tol, len(atoms),
-                   noise=noise)
+    err = {f.name: f for f in verdict.fields}["max |ΔF|"]
+    near = sym.fields(Image(tf.translate(sym.atoms, LARGE_OFFSET / 10)))
     err_near = {f.name: f for f in near}["max |ΔF|"].error
     growth = float(np.log10(err.error / err_near)) if err.error > 0 and err_near > 0 else 1.0
     crossing = offset * (err.tolerance / err.error) ** (1 / max(growth, 0.1)) if err.error > err.tolerance \
@@ -190,17 +127,18 @@ def large_offset(model, case, ctx, rng):
     loss = Field("max |ΔF| from float32 absolute coordinates", err.error, err.tolerance, "eV/Å",
                  f"~{crossing:.3g} Å from the origin, where it crosses the offset-free tolerance" if crossing
                  else "", severity="informational")
-    judged = [Field(f.name, f.error, f.tolerance + allowance[f.name], f.unit, f.where) for f in fields]
+    judged = [Field(f.name, f.error, f.tolerance + allowance[f.name], f.unit, f.where) for f in verdict.fields]
     note = (f"float32 precision at {offset:.0f} Å: ε|x| = {eps * offset:.2g} Å; allowances "
             + ", ".join(f"{name} {a:.2g}" for name, a in allowance.items())
             + f"; |ΔF| = {err_near:.2g} eV/Å at {offset / 10:.0f} Å and {err.error:.2g} eV/Å at "
-              f"{offset:.0f} Å (growth ∝ offset^{growth:.2f}); {noise.describe()}")
+              f"{offset:.0f} Å (growth ∝ offset^{growth:.2f}); {sym.noise.describe()}")
     if any(not f.ok for f in judged):
         note += ("\nthe error exceeds what float32 rounding of absolute coordinates explains: the model "
                  "loses more than the precision of its positions far from the origin")
-    details.update(sensitivity=per_angstrom, allowance=allowance, error_near=err_near, growth_exponent=growth,
-                   crossing_offset=crossing)
-    return Verdict(judged + [loss], what=what, note=note, reproducer=reproducer, details=details)
+    verdict.details.update(sensitivity=per_angstrom, allowance=allowance, error_near=err_near,
+                           growth_exponent=growth, crossing_offset=crossing)
+    verdict.fields, verdict.note = judged + [loss], note
+    return verdict
 
 
 @check(family="symmetry", cases=PERIODIC, calls="2", unit="eV/Å", severity="consistency")
@@ -213,27 +151,15 @@ def left_handed_cell(model, case, ctx, rng):
     search on a right-handed basis gets a wrong stress (seen: CHGNet 0.4.2, by
     0.04-1 eV/Å³) or wrong energies there.
     """
-    atoms = case.copy()
-    if atoms.cell.rank < 3:
+    if case.atoms.cell.rank < 3:
         raise Skip("no full cell to reorient")
-    props = properties_for(model, case)
-    ref = model.evaluate(atoms, props)
-    got = model.evaluate(tf.left_handed(atoms), props)
-    fields = compare(ref, got, ctx.tol, len(atoms), noise=noise_floor(model, case, props))
-    note = ""
-    if any(not f.ok for f in fields):
-        note = ("the model's outputs depend on the handedness of the cell matrix, not only on the "
-                "crystal: it takes det(cell) (negative here) as the volume, or its neighbour search "
-                "assumes a right-handed basis")
-    return Verdict(fields, what=f"cell -a, -b, -c (det {np.linalg.det(-atoms.cell.array):.4g} Å³) of {case.name}",
-                   note=note, reproducer=_reproducer(case, ctx, "atoms2 = transforms.left_handed(atoms)"))
-
-
-def _rotated_reference(matrix, ref):
-    expected = dict(ref, forces=tf.rotate_forces(ref["forces"], matrix))
-    if "stress" in ref:
-        expected["stress"] = tf.rotate_stress(ref["stress"], matrix)
-    return expected
+    sym = Equivariance(model, case, ctx)
+    return sym.judge(Image(tf.left_handed(sym.atoms)),
+                     f"cell -a, -b, -c (det {np.linalg.det(-case.atoms.cell.array):.4g} Å³)",
+                     "atoms2 = transforms.left_handed(atoms)",
+                     explain="the model's outputs depend on the handedness of the cell matrix, not only on "
+                             "the crystal: it takes det(cell) (negative here) as the volume, or its neighbour "
+                             "search assumes a right-handed basis")
 
 
 @check(family="symmetry", cases=ANY, calls="1 + examples (≤ 25 more to shrink a failure)", unit="eV/Å")
@@ -244,11 +170,9 @@ def rotation_invariance(model, case, ctx, rng):
     Rotations about the origin by 5°-180° about random axes; periodic cells are
     rotated together with their atoms.
     """
-    def apply(rotation, atoms, ref):
-        return tf.rotate(atoms, rotation.matrix), _rotated_reference(rotation.matrix, ref)
-
-    return _search_verdict(model, case, ctx, rng, strat.rotations(), apply, "rotations",
-                           lambda r: f"atoms2 = transforms.rotate(atoms, {r.code()})")
+    return Equivariance(model, case, ctx).search(
+        rng, strat.rotations(), lambda r, atoms: Image(tf.rotate(atoms, r.matrix), matrix=r.matrix),
+        lambda r: f"atoms2 = transforms.rotate(atoms, {r.code()})", "random rotations")
 
 
 @check(family="symmetry", cases=ANY, calls="2 × examples (≤ 25 more to shrink a failure)",
@@ -262,36 +186,17 @@ def inversion_invariance(model, case, ctx, rng):
     rotations does not fail here, a chirality-sensitive (pseudoscalar) term
     does.
     """
-    props = properties_for(model, case)
-    atoms = case.copy()
-    noise = noise_floor(model, case, props)
-
-    def measure(op):
-        proper = -op.matrix  # det = +1
-        ref = model.evaluate(tf.rotate(atoms, proper), props)
-        got = model.evaluate(tf.right_handed(tf.rotate(atoms, op.matrix)), props)
-        return compare(_rotated_reference(-np.eye(3), ref), got, ctx.tol, len(atoms), noise=noise)
-
-    outcome = strat.search(strat.improper_rotations(), measure, seed=int(rng.integers(2**32)),
-                           examples=ctx.config.examples)
-    details = {"examples_tried": outcome.examples_tried, "noise_floor": noise.as_dict()}
-    note = noise.describe() if noise.measured else ""
-    if outcome.failure is not None:
-        op, fields = outcome.failure
-        code = op.code()
-        note = ("not parity-equivariant: the mirror image of the structure gets other energies or "
-                "forces than the structure itself, while the comparison is made with the proper "
-                "rotation -M (so a model that only breaks rotations does not fail here); a model "
-                "built without parity (e.g. SE(3)- but not E(3)-equivariant features, SevenNet's "
-                "is_parity=False) shows this" + (f"\n{note}" if note else ""))
-        return Verdict(fields, what=f"{op} (compared with the proper rotation -M) on {case.name}",
-                       note=note,
-                       reproducer=_reproducer(case, ctx, f"M = {code}\natoms_improper = transforms.right_handed("
-                                              "transforms.rotate(atoms, M))\natoms_proper = "
-                                              "transforms.rotate(atoms, -M)"),
-                       details=dict(details, example=str(op)))
-    return Verdict(list(outcome.worst.values()), note=note,
-                   what=f"{outcome.examples_tried} improper operations of {case.name}", details=details)
+    return Equivariance(model, case, ctx).search(
+        rng, strat.improper_rotations(),  # M x (cell made right-handed) is the inversion of -M x
+        lambda op, atoms: Image(tf.right_handed(tf.rotate(atoms, op.matrix)), matrix=tf.INVERSION,
+                                reference=tf.rotate(atoms, -op.matrix)),
+        lambda op: f"M = {op.code()}\natoms_improper = transforms.right_handed(transforms.rotate(atoms, M))"
+                   "\natoms_proper = transforms.rotate(atoms, -M)",
+        "improper operations", describe=lambda op: f"{op} (compared with the proper rotation -M)",
+        explain="not parity-equivariant: the mirror image of the structure gets other energies or forces "
+                "than the structure itself, while the comparison is made with the proper rotation -M (so "
+                "a model that only breaks rotations does not fail here); a model built without parity "
+                "(e.g. SE(3)- but not E(3)-equivariant features, SevenNet's is_parity=False) shows this")
 
 
 def supercell_reps(case) -> tuple:
@@ -311,20 +216,11 @@ def supercell_consistency(model, case, ctx, rng):
     Repeats along the periodic directions only (bulk, slab, wire), including
     cells shorter than the cutoff, where minimum-image bugs show.
     """
-    atoms = case.copy()
-    props = properties_for(model, case)
     reps = supercell_reps(case)
     n = int(np.prod(reps))
-    ref = model.evaluate(atoms, props)
-    got = model.evaluate(tf.supercell(atoms, reps), props)
-    expected = dict(ref, energy=n * ref["energy"], forces=np.tile(ref["forces"], (n, 1)))
-    noise = noise_floor(model, case, props)
-    return Verdict(compare(expected, got, ctx.tol, n * len(atoms), noise=scaled_noise(noise, n)),
-                   what=f"{'×'.join(map(str, reps))} supercell of {case.name}",
-                   reproducer=_reproducer(case, ctx, f"atoms2 = transforms.supercell(atoms, {reps})"
-                                          f"  # expect {n}× the energy"))
-
-
+    sym = Equivariance(model, case, ctx)
+    return sym.judge(Image(tf.supercell(sym.atoms, reps), images=n), f"{'×'.join(map(str, reps))} supercell",
+                     f"atoms2 = transforms.supercell(atoms, {reps})  # expect {n}× the energy")
 def unimodular_matrix(pbc, rng) -> np.ndarray:
     """A random integer basis change with det +1 that only mixes periodic directions
     (handedness is :func:`left_handed_cell`'s subject, not this check's).
@@ -356,12 +252,7 @@ def cell_basis_invariance(model, case, ctx, rng):
     Atoms are wrapped into the new cell, so positions are listed differently.
     Catches neighbour searches that assume a fixed image range.
     """
-    atoms = case.copy()
-    props = properties_for(model, case)
-    m = unimodular_matrix(atoms.pbc, rng)
-    ref = model.evaluate(atoms, props)
-    got = model.evaluate(tf.change_basis(atoms, m), props)
-    return Verdict(compare(ref, got, ctx.tol, len(atoms), noise=noise_floor(model, case, props)),
-                   what=f"cell basis {m.tolist()} @ cell of {case.name}",
-                   reproducer=_reproducer(case, ctx, f"atoms2 = transforms.change_basis(atoms, "
-                                          f"np.array({m.tolist()}))"))
+    m = unimodular_matrix(case.atoms.pbc, rng)
+    sym = Equivariance(model, case, ctx)
+    return sym.judge(Image(tf.change_basis(sym.atoms, m)), f"cell basis {m.tolist()} @ cell",
+                     f"atoms2 = transforms.change_basis(atoms, np.array({m.tolist()}))")

@@ -7,7 +7,8 @@ never mutates its input. All arithmetic is float64. Conventions:
   transform as ``positions @ R.T`` and cell rows (lattice vectors) as
   ``cell @ R.T``;
 * forces (N, 3) eV/Å transform like positions: ``F @ R.T``;
-* stress (Voigt xx, yy, zz, yz, xz, xy, eV/Å³) transforms as ``R σ Rᵀ``.
+* stress (Voigt xx, yy, zz, yz, xz, xy, eV/Å³) transforms as ``R σ Rᵀ``;
+* energy is invariant and extensive (:func:`map_outputs` maps all three).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def mirror_matrix(normal: Sequence[float]) -> np.ndarray:
     return np.eye(3) - 2.0 * np.outer(n, n)
 
 
+IDENTITY = np.eye(3)
 INVERSION = -np.eye(3)
 
 
@@ -82,6 +84,25 @@ def rotate_stress(stress: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Voigt stress (6,) as seen after applying ``matrix``: R σ Rᵀ."""
     s = voigt_6_to_full_3x3_stress(np.asarray(stress))
     return full_3x3_to_voigt_6_stress(matrix @ s @ matrix.T)
+
+
+def map_outputs(outputs: dict, matrix: np.ndarray = IDENTITY, order: Sequence[int] | None = None,
+                images: int = 1) -> dict:
+    """Outputs of a structure (``energy`` eV, ``forces`` (N, 3) eV/Å, ``stress``
+    (6,) eV/Å³) as they must be on its image under an operation.
+
+    ``matrix`` (3, 3) is applied to the structure, atom i of the image is atom
+    ``order[i]``, and the image holds ``images`` periodic copies (a supercell):
+    energy is a scalar, invariant and extensive (× images); forces are per-atom
+    vectors, permuted, rotated (``F Rᵀ``) and tiled to (images · N, 3); stress
+    is a rank-2 tensor, ``R σ Rᵀ``.
+    """
+    forces = np.asarray(outputs["forces"])
+    forces = rotate_forces(forces if order is None else forces[np.asarray(order)], matrix)
+    out = dict(outputs, energy=images * outputs["energy"], forces=np.tile(forces, (images, 1)))
+    if "stress" in outputs:
+        out["stress"] = rotate_stress(outputs["stress"], matrix)
+    return out
 
 
 def translate(atoms: Atoms, vector: Sequence[float]) -> Atoms:
