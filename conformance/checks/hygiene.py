@@ -430,7 +430,7 @@ def _change_code(label: str) -> str:
 
 # -- history along a walk -------------------------------------------------------------------
 
-WALK_STEP = 0.05  # Å per step: a third of the smallest plausible skin/2 (ASE's 0.3 Å skin)
+WALK_STEP = STANDARD.walk_step  # Å per step: a third of the smallest plausible skin/2 (ASE's 0.3 Å skin)
 WALK_MARGIN = 3.0  # Å: the walk starts this far beyond the cutoff (LAMMPS' metal skin is 2 Å)
 WALK_CUTOFF = 6.0  # Å, when the model declares no cutoff
 WALK_EVERY = 20  # steps between comparisons with a fresh instance
@@ -473,7 +473,7 @@ def walk_history(model, case, ctx, rng):
     atoms = model.adapt(case.copy())  # in a vacuum box for a periodic-only model
     cutoff = float(model.tags.cutoff or WALK_CUTOFF)
     length = cutoff + WALK_MARGIN
-    k, u, path = walk_path(atoms, length)
+    k, u, path = walk_path(atoms, length, ctx.profile.walk_step)
     n = len(path) - 1
     reference = model.fresh()
     if hasattr(model.calc, "reset"):
@@ -500,7 +500,7 @@ def walk_history(model, case, ctx, rng):
                "control: its approach did NOT change the fresh results (the walk tests nothing)"))
     body = (f"k, n, length = {k}, {n}, {length:.4g}\nu = np.array({np.round(u, 6).tolist()})\n"
             "site = atoms.positions[k].copy()\natoms.calc = calc\n"
-            "for s in range(n + 1):  # steps of ~0.05 Å, below any skin/2\n"
+            f"for s in range(n + 1):  # steps of ~{length / n:.2g} Å, below any skin/2\n"
             "    atoms.positions[k] = site + u * length * (1 - s / n)\n"
             "    f = atoms.get_forces()\n"
             "fresh = atoms.copy()\nfresh.calc = ...  # a new instance of the calculator\n"

@@ -345,11 +345,17 @@ def dimer_curve(model, case, ctx, rng):
     cutoff = scans.cutoff_for(model, ctx.tol)
     atom_cache: dict = {}
     fields, notes, pairs, plots = [], [], {}, []
-    for a, b in scans.species_pairs(species):
+    chosen = scans.species_pairs(species, ctx.profile.max_pairs, ctx.config.seed)
+    n_all = len(species) * (len(species) + 1) // 2
+    if len(chosen) < n_all:
+        notes.append(f"{len(chosen)} of the {n_all} species pairs scanned: every homonuclear pair and "
+                     f"a random cycle through the species (seed {ctx.config.seed}); the thorough "
+                     "profile scans them all")
+    for a, b in chosen:
         r_min = scans.R_MIN_FRACTION * scans.pair_nn_distance(a, b)
         rc = cutoff.radius
         r_max = rc + max(1.0, 0.15 * rc) if rc is not None else scans.R_SEARCH
-        n_points = ctx.profile.points(N_DIMER)
+        n_points = max(9, int(round(N_DIMER * ctx.profile.dimer_density)))
         curve = scans.dimer_curve(model, a, b, scans.pair_grid(r_min, r_max, n_points), atom_cache=atom_cache)
 
         def sample(r, a=a, b=b):

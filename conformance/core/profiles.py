@@ -33,6 +33,18 @@ class Profile:
         Calls of ``memory_growth`` after its warm-up.
     md_factor : float
         Factor on the default MD lengths (``--mlip-md-steps`` overrides it).
+    max_pairs : int or None
+        Species pairs scanned as dimers: all of them up to this many, else a
+        covering sample linear in the number of species
+        (:func:`conformance.toolkit.scans.species_pairs`); None: all pairs.
+    kinds : tuple of str or None
+        Case kinds built when ``--mlip-structure-kinds`` is not given (None: all).
+    walk_step : float
+        Step (Å) of ``walk_history``'s walk: below half the smallest neighbour-list
+        skin it can see through (ASE's 0.3 Å skin: 0.15 Å).
+    dimer_density : float
+        Factor on the points of the dimer scan, which also judges F = -dE/dr by
+        finite differences and so keeps its own density.
     """
 
     name: str
@@ -41,6 +53,10 @@ class Profile:
     refine_calls: int
     memory_calls: int
     md_factor: float
+    max_pairs: int | None = 45   # all pairs of up to 9 species
+    kinds: tuple | None = None
+    walk_step: float = 0.05
+    dimer_density: float = 1.0
 
     def points(self, n: int, minimum: int = 9) -> int:
         """``n`` scan points scaled by :attr:`scan_density`, at least ``minimum``."""
@@ -48,11 +64,14 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", examples=2, scan_density=0.3, refine_calls=150, memory_calls=40,
-                     md_factor=0.5),
+    # wires and alloys left out; scans at a fifth of their points (the dimer scan at full
+    # density); walks in 0.1 Å steps (two thirds of skin/2 for ASE's smallest, 0.3 Å)
+    "quick": Profile("quick", examples=2, scan_density=0.2, refine_calls=40, memory_calls=25,
+                     md_factor=0.5, kinds=("dimer", "trimer", "cluster", "molecule", "bulk",
+                                           "slab", "small_cell"), walk_step=0.1),
     "standard": Profile("standard", examples=4, scan_density=1.0, refine_calls=600, memory_calls=100,
                         md_factor=1.0),
     "thorough": Profile("thorough", examples=12, scan_density=2.0, refine_calls=2000,
-                        memory_calls=300, md_factor=20.0),
+                        memory_calls=300, md_factor=20.0, max_pairs=None, dimer_density=2.0),
 }
 STANDARD = PROFILES["standard"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..core.profiles import PROFILES
 from ..core.tolerances import PRECISIONS, TABLE
 
 
@@ -125,6 +126,13 @@ def known_precision(field: str, value: Any) -> str:
     """One of :data:`conformance.core.tolerances.PRECISIONS`."""
     if value not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
+def known_profile(field: str, value: Any) -> str:
+    """One of :data:`conformance.core.profiles.PROFILES`."""
+    if value not in PROFILES:
+        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {value!r}")
     return value
 
 
@@ -269,7 +277,13 @@ OPTIONS = (
            "cutoff radii in Å of the optional `cutoff_convergence` data audit (~1 min), "
            "e.g. `4,5,6,7`", positive_radii),
     Option("seed", "INT", 0, "0", "seed of structures, transforms and MD", non_negative_int),
-    Option("examples", "INT", 4, "4", "random transforms per symmetry check", positive_int),
+    Option("profile", "NAME", "standard", "`standard`",
+           "how much each check measures: `quick` (at most ~600 model calls for the static "
+           "families of one species: for iterating on an expensive model), `standard`, `thorough` "
+           "(denser scans, more random operations, every species pair, production-length MD)",
+           known_profile),
+    Option("examples", "INT", None, "the profile's: 2, 4, 12",
+           "random transforms per symmetry check", positive_int),
     Option("md-steps", "INT", None, "per check, short", "MD steps per run", positive_int),
     Option("md-temperature", "K", None, "1.5 × melting point", "temperature of the hot MD run",
            positive_float),

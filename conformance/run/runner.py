@@ -19,7 +19,7 @@ import numpy as np
 from .config import RunConfig
 from ..core.model import InputError, MissingProperty, Model, ModelError, Skip
 from ..core.registry import CheckSpec
-from ..core.profiles import STANDARD, Profile
+from ..core.profiles import PROFILES, STANDARD, Profile
 from ..core.result import CheckResult, Verdict, judge
 from ..core.cases import Case
 from ..core.tolerances import Tolerances
@@ -58,6 +58,11 @@ class CheckContext:
     model_name: str = "model"
     progress: Callable[[int, int, str], None] = field(default=lambda done, total, what: None)
     profile: Profile = STANDARD
+
+    @property
+    def examples(self) -> int:
+        """Random operations per symmetry check: ``--mlip-examples``, else the profile's."""
+        return self.config.examples or self.profile.examples
 
 
 def item_id(check: str, case: str) -> str:
@@ -118,7 +123,8 @@ def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> C
     ctx = CheckContext(tol=tolerances.for_check(spec.name), config=config,
                        reproducer=reproducer_command(config, spec.name, case.name),
                        report_dir=report_dir, species=tuple(model.tags.species),
-                       model_name=re.sub(r"[^A-Za-z0-9_.-]+", "_", model.spec).strip("_") or "model")
+                       model_name=re.sub(r"[^A-Za-z0-9_.-]+", "_", model.spec).strip("_") or "model",
+                       profile=PROFILES[config.profile])
     if progress is not None:
         ctx.progress = progress
     rng = check_rng(config.seed, spec.name, case.name)

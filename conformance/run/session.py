@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .config import ConfigError, RunConfig, did_you_mean
 from ..core.model import Model
+from ..core.profiles import PROFILES
 from ..core.registry import CheckSpec, generate, select
 from ..core.result import CheckResult
 from .runner import item_id, run_check
@@ -150,7 +151,7 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
         raise ConfigError(f"model {model.spec} declares no species: pass --mlip-species "
                           "(e.g. --mlip-species=Cu,Au) or set species in [tool.mlip-conformance]")
     user = read_structures(config.structures) if config.structures else []
-    kinds = config.structure_kinds or None
+    kinds = config.structure_kinds or PROFILES[config.profile].kinds
     cases = build_cases(species, config.seed, kinds=kinds, user_structures=user)
     from ase import Atoms
 

@@ -86,14 +86,34 @@ def dimer(a: str, b: str, r: float) -> Atoms:
     return Atoms([a, b], positions=[[0.0, 0.0, 0.0], [float(r), 0.0, 0.0]])
 
 
-def species_pairs(species: Sequence[str]) -> list[tuple[str, str]]:
+#: Pairs probed for the cutoff: all of them up to 9 species, else a covering sample
+#: (every element in a pair with itself and with two others)
+CUTOFF_PAIRS = 45
+
+
+def species_pairs(species: Sequence[str], max_pairs: int | None = None,
+                  seed: int = 0) -> list[tuple[str, str]]:
     """Unordered species pairs, diagonal included, in the order given.
+
+    With more than ``max_pairs`` pairs (a foundation model declaring dozens of
+    elements has ~N²/2 of them), a covering sample whose size grows linearly in
+    N: every homonuclear pair, and a random cycle through the species (seeded
+    by ``seed``) in which every element meets two others.
 
     >>> species_pairs(["Cu", "Au"])
     [('Cu', 'Cu'), ('Cu', 'Au'), ('Au', 'Au')]
+    >>> len(species_pairs([f"X{i}" for i in range(89)], max_pairs=45))   # 89 + 89 of 4005
+    178
     """
     species = list(dict.fromkeys(species))
-    return [(a, b) for i, a in enumerate(species) for b in species[i:]]
+    every = [(a, b) for i, a in enumerate(species) for b in species[i:]]
+    if max_pairs is None or len(every) <= max_pairs:
+        return every
+    n = len(species)
+    order = np.random.default_rng(seed).permutation(n)
+    chosen = {(k, k) for k in range(n)}
+    chosen |= {tuple(sorted((int(order[i]), int(order[(i + 1) % n])))) for i in range(n)}
+    return [(species[i], species[j]) for i, j in sorted(chosen)]
 
 
 def pair_label(a: str, b: str) -> str:
@@ -279,7 +299,7 @@ def detect_cutoff(model, species: Sequence[str], e_tol: float, f_tol: float,
     before = model.n_calls
     atoms: dict = {}
     pairs = {}
-    for a, b in species_pairs(species):
+    for a, b in species_pairs(species, CUTOFF_PAIRS):
         e_sep = separated_energy(model, (a, b), atoms)
         pairs[pair_label(a, b)] = detect_pair_range(model, a, b, e_sep, e_tol + noise_rtol * abs(e_sep),
                                                     f_tol, r_max)
