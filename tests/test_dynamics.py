@@ -244,7 +244,10 @@ def test_same_seed_same_trajectory():
 
 class _Ctx:
     def __init__(self, **options):
+        from conformance.core.profiles import PROFILES
+
         self.config = RunConfig(**options)
+        self.profile = PROFILES[self.config.profile]
 
 
 def test_lengths_and_time_steps():
@@ -253,6 +256,8 @@ def test_lengths_and_time_steps():
     assert dynamics.steps_for(_Ctx(), "hot") == dynamics.DEFAULT_STEPS["hot"]
     assert dynamics.steps_for(_Ctx(md_long=True), "nve") == 20 * dynamics.DEFAULT_STEPS["nve"]
     assert dynamics.steps_for(_Ctx(md_long=True, md_steps=7), "nve") == 7
+    assert dynamics.steps_for(_Ctx(profile="quick"), "hot") == dynamics.DEFAULT_STEPS["hot"] // 2
+    assert dynamics.steps_for(_Ctx(profile="thorough"), "nve") == 20 * dynamics.DEFAULT_STEPS["nve"]
     cu = Atoms("Cu2")
     assert dynamics.timestep_for(_Ctx(), cu) == pytest.approx(5.0, rel=1e-3)
     assert dynamics.timestep_for(_Ctx(), cu, 2037.0) == pytest.approx(2.5, rel=1e-3)  # at most halved
