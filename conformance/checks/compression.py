@@ -57,19 +57,24 @@ def compression_scan(model, case, ctx, rng):
     the atoms for bulk, about the centroid for clusters and molecules). From the
     well nearest s = 1 inward the energy must not fall: the field is the largest
     drop met going inward (eV/atom), held to ``compression_hole_atol`` plus the
-    round-off of the energies; the wall height at s = 0.5 is reported.
+    round-off of the energies at its two ends; the wall height at s = 0.5 is reported.
     """
     n = len(case.atoms)
     scales = scales_for(ctx.profile)
     outs = model.evaluate_many([compressed(case.atoms, s) for s in scales], ("energy",))
     energies = np.array([out["energy"] for out in outs])
     per_atom = energies / n
-    noise = ctx.tol["smooth_noise_rtol"] * float(np.abs(per_atom).max())
-    tolerance = ctx.tol["compression_hole_atol"] + 4 * noise
-    well = scans.main_well(scales, per_atom, tolerance, 1.0)
+    # round-off of an energy is relative to its own size: near equilibrium for the well, at
+    # the two ends of a drop for the drop (a wall rising to 1e8 eV/atom, SevenNet-0's, must
+    # not widen the tolerance of the whole curve)
+    atol, rtol = ctx.tol["compression_hole_atol"], ctx.tol["smooth_noise_rtol"]
+    at_built = float(abs(per_atom[int(np.argmin(np.abs(scales - 1.0)))]))
+    well = scans.main_well(scales, per_atom, atol + 4 * rtol * at_built, 1.0)
     if well == 0:  # lowest at the most compressed: the whole curve up to its maximum is a collapse
         well = int(np.argmax(per_atom))
     depth, i_in, j_out = scans.repulsion_hole(per_atom, well)
+    ends = max(abs(per_atom[i_in]), abs(per_atom[j_out])) if depth > 0 else at_built
+    tolerance = atol + 4 * rtol * float(ends)
     wall = float(per_atom[0] - per_atom[well])
     where = (f"s = {scales[j_out]:.3f} -> {scales[i_in]:.3f} of the built distances" if depth > 0 else "")
     fields = [Field("energy drop going inward", depth, tolerance, "eV/atom", where)]
