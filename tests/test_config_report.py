@@ -111,6 +111,20 @@ def test_readme_options_catalogue_and_tolerances_are_up_to_date():
         assert f"**{name}**" in readme, f"README has no paragraph for {name}"
 
 
+def test_every_family_page_lists_its_checks_from_the_registry():
+    from pathlib import Path
+
+    from conformance.core.registry import all_checks
+    from conformance.reporting.catalogue import family_pages
+
+    pages = family_pages(Path(__file__).parents[1] / "docs" / "checks")
+    assert {p.stem for p in pages} == {c.family for c in all_checks().values()}
+    for path, text in pages.items():
+        assert path.read_text(encoding="utf-8") == text, \
+            "run: python -m conformance.run.options --update README.md"
+        assert all(f"`{c.name}`" in text for c in all_checks().values() if c.family == path.stem)
+
+
 def test_known_failures_and_partial_runs_in_the_verdict():
     from tests.zoo.symmetry import Anisotropic
 

@@ -17,10 +17,13 @@ from ..core.registry import all_checks
 from ..core.tolerances import markdown_table
 
 
-def markdown_catalogue() -> str:
+def markdown_catalogue(family: str | None = None) -> str:
+    """The catalogue table: every registered check, or those of ``family``."""
     lines = ["| check | family | cases | unit | model calls | what it measures |",
              "|---|---|---|---|---|---|"]
     for spec in all_checks().values():
+        if family is not None and spec.family != family:
+            continue
         cases = ", ".join(sorted(spec.cases))
         lines.append(f"| `{spec.name}` | {spec.family} | {cases} | {spec.unit} | {spec.calls} | "
                      f"{spec.summary} |")
@@ -39,6 +42,27 @@ def render_readme(text: str) -> str:
     """README text with the check catalogue and the tolerance table refreshed."""
     text = replace_block(text, "catalogue", markdown_catalogue())
     return replace_block(text, "tolerances", markdown_table())
+
+
+def family_page(text: str, family: str) -> str:
+    """A family's docs page (``docs/checks/<family>.md``) with its generated list of
+    checks refreshed (the block ``checks``): adding a check updates its page."""
+    return replace_block(text, "checks", markdown_catalogue(family))
+
+
+def family_pages(folder) -> dict:
+    """``{path: refreshed text}`` of every family's docs page in ``folder``
+    (a family with checks but no page is a ValueError naming the page to write)."""
+    from pathlib import Path
+
+    pages = {}
+    for family in sorted({spec.family for spec in all_checks().values()}):
+        path = Path(folder) / f"{family}.md"
+        if not path.exists():
+            raise ValueError(f"family {family!r} has no docs page {path}: write one with a "
+                             "<!-- checks:start --> <!-- checks:end --> block")
+        pages[path] = family_page(path.read_text(encoding="utf-8"), family)
+    return pages
 
 
 if __name__ == "__main__":  # pragma: no cover
