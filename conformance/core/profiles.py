@@ -65,8 +65,9 @@ class Profile:
 
 PROFILES = {
     # wires and alloys left out; scans at a fifth of their points (the dimer scan at full
-    # density); walks in 0.1 Å steps (two thirds of skin/2 for ASE's smallest, 0.3 Å)
-    "quick": Profile("quick", examples=2, scan_density=0.2, refine_calls=40, memory_calls=25,
+    # density); walks in 0.1 Å steps (two thirds of skin/2 for ASE's smallest, 0.3 Å); 20
+    # measured memory calls
+    "quick": Profile("quick", examples=2, scan_density=0.2, refine_calls=40, memory_calls=40,
                      md_factor=0.5, kinds=("dimer", "trimer", "cluster", "molecule", "bulk",
                                            "slab", "small_cell"), walk_step=0.1),
     "standard": Profile("standard", examples=4, scan_density=1.0, refine_calls=600, memory_calls=100,
