@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ase.stress import full_3x3_to_voigt_6_stress
 from ase import Atoms, units
 from ase.build import bulk, fcc100, fcc111
 from ase.calculators.emt import EMT
@@ -206,7 +207,7 @@ def initial_structure(condition: Condition, rng):
 
 
 def _voigt(eps) -> np.ndarray:
-    return eps[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]].copy()
+    return full_3x3_to_voigt_6_stress(eps)
 
 
 def strained(atoms, eps):

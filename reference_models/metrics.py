@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from ase.stress import full_3x3_to_voigt_6_stress
 
 __all__ = ["rmse", "force_std", "EV_PER_A3_TO_GPA"]
 
 EV_PER_A3_TO_GPA = 160.21766208
-VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 
 def rmse(model, structures) -> dict:
@@ -32,7 +32,7 @@ def rmse(model, structures) -> dict:
         de.append((out["energy"] - ref["energy"]) / len(atoms))
         df.append((out["forces"] - ref["forces"]).ravel())
         if "stress" in ref and atoms.cell.rank == 3:
-            v = 0.5 * (out["virial"] + out["virial"].T)[VOIGT] / abs(atoms.cell.volume)
+            v = full_3x3_to_voigt_6_stress(out["virial"]) / abs(atoms.cell.volume)
             ds.append(v - ref["stress"])
     return dict(energy=float(np.sqrt(np.mean(np.square(de)))),
                 forces=float(np.sqrt(np.mean(np.concatenate(df) ** 2))),

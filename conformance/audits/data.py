@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from ..core.model import InputError
 
@@ -67,7 +68,7 @@ def labels(atoms) -> dict:
     if stress is not None:
         stress = np.asarray(stress, dtype=float)
         if stress.shape == (3, 3):
-            stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            stress = full_3x3_to_voigt_6_stress(stress)
         if stress.shape == (6,):
             out["stress"] = stress
     return out

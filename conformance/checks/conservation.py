@@ -17,6 +17,7 @@ along the segment: O(h⁴) truncation at no extra model call.
 from __future__ import annotations
 
 import numpy as np
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from ..core.model import MissingProperty, ModelError, Skip
 from ..toolkit.noise import noise_floor
@@ -324,9 +325,8 @@ def force_consistency(model, case, ctx, rng):
 # -- stress as the strain derivative --------------------------------------------------------
 
 def voigt_to_matrix(s: np.ndarray) -> np.ndarray:
-    """(6,) Voigt xx, yy, zz, yz, xz, xy -> symmetric (3, 3)."""
-    xx, yy, zz, yz, xz, xy = s
-    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    """(6,) Voigt xx, yy, zz, yz, xz, xy -> symmetric (3, 3) (ASE's order)."""
+    return voigt_6_to_full_3x3_stress(np.asarray(s))
 
 
 def periodic_strains(cell: np.ndarray, pbc, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -38,6 +38,7 @@ from ..core.profiles import STANDARD
 from ..core.registry import check
 from ..core.result import Field, Verdict
 from ..core.cases import ANY
+from ..toolkit import scans
 from ..toolkit.structures import nearest_neighbour_distance
 from ..core.tolerances import define
 from ._compare import case_reproducer, compare
@@ -592,7 +593,7 @@ def _lone_atom(sym: str) -> Atoms:
 
 
 def _homonuclear_dimer(sym: str) -> Atoms:
-    return Atoms([sym, sym], positions=[[0, 0, 0], [nearest_neighbour_distance(sym), 0, 0]])
+    return scans.dimer(sym, sym, nearest_neighbour_distance(sym))
 
 
 @check(family="hygiene", needs={"forces"}, cases={"dimer"},
@@ -892,10 +893,6 @@ memory_growth.__doc__ = memory_growth.__doc__.format(warmup=WARMUP_CALLS, calls=
 
 # -- output sanity --------------------------------------------------------------------------
 
-def dimer(a: str, b: str, d: float) -> Atoms:
-    return Atoms([a, b], positions=[[0.0, 0.0, 0.0], [d, 0.0, 0.0]])
-
-
 def dimer_scan(evaluate, a: str, b: str, distances: np.ndarray, far: float) -> dict:
     """Energies and bond forces (on atom b, along the bond) of a dimer scan.
 
@@ -903,10 +900,10 @@ def dimer_scan(evaluate, a: str, b: str, distances: np.ndarray, far: float) -> d
     ``r_min`` (parabola through the lowest grid point and its neighbours),
     ``e_min`` and ``binding`` = e_far - e_min (eV).
     """
-    outs = [evaluate(dimer(a, b, d)) for d in distances]
+    outs = [evaluate(scans.dimer(a, b, d)) for d in distances]
     energy = np.array([o["energy"] for o in outs])
     force = np.array([o["forces"][1, 0] for o in outs])
-    e_far = evaluate(dimer(a, b, far))["energy"]
+    e_far = evaluate(scans.dimer(a, b, far))["energy"]
     i = int(np.argmin(energy))
     r_min, e_min = float(distances[i]), float(energy[i])
     if 0 < i < len(distances) - 1:  # parabola through three points
@@ -964,8 +961,8 @@ def output_sanity(model, case, ctx, rng):
     ok = scan["d"] >= 0.7 * scan["r_min"]
     j = int(np.flatnonzero(ok)[np.argmax(np.abs(scan["force"][ok]))])
     d1, delta = float(scan["d"][j]), 1e-3
-    slope = -(evaluate(dimer(a, b, d1 + delta))["energy"]
-              - evaluate(dimer(a, b, d1 - delta))["energy"]) / (2 * delta)
+    slope = -(evaluate(scans.dimer(a, b, d1 + delta))["energy"]
+              - evaluate(scans.dimer(a, b, d1 - delta))["energy"]) / (2 * delta)
     ratio = scan["force"][j] / slope if slope != 0 else np.inf
     fields.append(Field("|F / (-dE/dr) - 1| on the dimer", abs(ratio - 1), ctx.tol["units_ratio_rtol"],
                         "", f"r = {d1:.3g} Å"))
@@ -982,7 +979,7 @@ def output_sanity(model, case, ctx, rng):
     if 0 < e_b < floor:
         notes.append(f"binding energy × 27.2 = {e_b * 27.211:.3g} eV would be plausible: energies in Hartree?")
     if "energies" in model.tags.properties:
-        out = model.evaluate(dimer(a, b, scan["r_min"]), ("energy", "energies"))
+        out = model.evaluate(scans.dimer(a, b, scan["r_min"]), ("energy", "energies"))
         fields.append(Field("|Σ energies - energy|", abs(float(out["energies"].sum()) - out["energy"]),
                             ctx.tol["energy_atol"] * 2, "eV"))
     if model.tags.has_stress:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.stress import full_3x3_to_voigt_6_stress
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from .boxing import CLASSES, in_vacuum_box, needs_box, structure_class, vacuum_for
@@ -69,9 +70,7 @@ def time_limit(seconds: float | None):
 def as_voigt(stress: np.ndarray) -> np.ndarray:
     """Stress as Voigt (6,) eV/Å³ from either (6,) or (3, 3)."""
     s = np.asarray(stress, dtype=float)
-    if s.shape == (3, 3):
-        return s[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
-    return s
+    return full_3x3_to_voigt_6_stress(s) if s.shape == (3, 3) else s
 
 
 class Model:
