@@ -54,7 +54,8 @@ def _config(model: Any, species, checks, precision, seed, **options):
 
 
 def audit(model: Any, species: Sequence[str] | None = None, checks: Sequence[str] | None = None,
-          precision: str | None = None, seed: int = 0, progress=None, **options):
+          precision: str | None = None, seed: int = 0, progress=None, compare: Any = None,
+          **options):
     """Run the conformance checks on a model and return a :class:`Report`.
 
     Parameters
@@ -69,6 +70,10 @@ def audit(model: Any, species: Sequence[str] | None = None, checks: Sequence[str
     seed : int
     progress : callable(CheckResult), optional
         Called after each item.
+    compare : ase Calculator or str, optional
+        A second implementation of the model (a calculator, or a spec as for
+        ``model``): adds the item ``compare_outputs[compared_model]``, both models
+        evaluated on the seeded cases and variants.
     **options
         Any other :class:`RunConfig` field (``structures``, ``examples``,
         ``md_steps``, ``tolerances``, ``skip``, ``timeout``, ...).
@@ -81,8 +86,21 @@ def audit(model: Any, species: Sequence[str] | None = None, checks: Sequence[str
     from .run.isolation import open_isolated_session
     from .run.session import open_session
 
+    compare_calc = None
+    if isinstance(compare, str):
+        options["compare"] = compare
+    else:
+        compare_calc = compare
     config, calc = _config(model, species, checks, precision, seed, **options)
-    session = open_isolated_session(config, calc) if config.isolate else open_session(config, calc)
+    if config.isolate:
+        if compare_calc is not None:
+            from .run.config import ConfigError
+
+            raise ConfigError("isolate=True loads the models from specs: pass compare as a spec "
+                              "string, not as a calculator object")
+        session = open_isolated_session(config, calc)
+    else:
+        session = open_session(config, calc, compare_calc=compare_calc)
     return session.run(progress)
 
 

@@ -40,7 +40,7 @@ def test_every_command_line_option_reaches_its_runconfig_attribute(pytester):
 
 def test_flags_without_value_switch_their_option_on():
     flags = [option for option in COMMAND_LINE if option.metavar is None]
-    assert {option.name for option in flags} == {"md-long", "resume"}
+    assert {option.name for option in flags} == {"md-long", "resume", "golden-update"}
     config = build_config({option.field: True for option in flags})
     assert all(getattr(config, option.field) is True for option in flags)
 

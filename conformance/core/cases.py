@@ -16,8 +16,9 @@ from ase import Atoms
 
 
 class Kind(str, enum.Enum):
-    """The kinds of case (``user``: structures read from a file; ``data`` and
-    ``support``: pseudo-cases of the data family and of the structure probe)."""
+    """The kinds of case (``user``: structures read from a file; ``data``,
+    ``support``, ``golden`` and ``compare``: pseudo-cases of the data family, of the
+    structure probe and of the regression family's golden file and second model)."""
 
     DIMER = "dimer"
     TRIMER = "trimer"
@@ -33,13 +34,19 @@ class Kind(str, enum.Enum):
     #: family, and the structure-class probe of ``structure_support``
     DATA = "data"
     SUPPORT = "support"
+    #: pseudo-cases of the regression family: the golden file (``--mlip-golden``)
+    #: and the second model (``--mlip-compare``)
+    GOLDEN = "golden"
+    COMPARE = "compare"
 
     def __str__(self) -> str:
         return self.value
 
 
 #: Kinds built from the species (every kind but ``user``), in build order.
-KINDS = tuple(k.value for k in Kind if k not in (Kind.USER, Kind.DATA, Kind.SUPPORT))
+#: Kinds of the pseudo-cases: no structure, one item per check that applies.
+PSEUDO_KINDS = (Kind.DATA.value, Kind.SUPPORT.value, Kind.GOLDEN.value, Kind.COMPARE.value)
+KINDS = tuple(k.value for k in Kind if k != Kind.USER and k.value not in PSEUDO_KINDS)
 ISOLATED = frozenset({"isolated"})
 PERIODIC = frozenset({"periodic"})
 FULLY_PERIODIC = frozenset({"periodic3"})

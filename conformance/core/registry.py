@@ -25,7 +25,8 @@ from typing import Callable, Iterable, Sequence
 from .cases import ANY, Case, validate_case_tags
 from .tags import Tags
 
-FAMILIES = ("symmetry", "conservation", "hygiene", "smoothness", "locality", "dynamics", "data")
+FAMILIES = ("symmetry", "conservation", "hygiene", "smoothness", "locality", "dynamics", "data",
+            "regression")
 #: The package whose modules are the suite's own families (imported by :func:`load_families`).
 BUILTIN_FAMILIES = "conformance.checks"
 #: Entry-point group of third-party check families (name: family, value: module).

@@ -78,6 +78,9 @@ class RunConfig:
     memory_limit: float | None = _default("memory_limit")
     resume: bool = _default("resume")
     dask: str | None = _default("dask")
+    golden: str | None = _default("golden")
+    golden_update: bool = _default("golden_update")
+    compare: str | None = _default("compare")
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)

@@ -276,6 +276,17 @@ OPTIONS = (
     Option("cutoffs", "LIST", (), "none, not run",
            "cutoff radii in Å of the optional `cutoff_convergence` data audit (~1 min), "
            "e.g. `4,5,6,7`", positive_radii),
+    Option("golden", "FILE", None, "none, not run",
+           "golden file of the model's outputs (JSON): written on the first run, compared on "
+           "later runs (`golden_outputs`: energies, forces and stress on the seeded cases and "
+           "variants, against the tolerance table)", optional_text),
+    Option("golden-update", None, False, "off",
+           "rewrite the golden file with the model's current outputs (accepting a change "
+           "deliberately)", switch),
+    Option("compare", "SPEC", None, "none, not run",
+           "a second implementation of the model (spec as for `--mlip-model`): both are "
+           "evaluated on the seeded cases and variants and must agree within the tolerances of "
+           "the lower precision (`compare_outputs`)", optional_text),
     Option("seed", "INT", 0, "0", "seed of structures, transforms and MD", non_negative_int),
     Option("profile", "NAME", "standard", "`standard`",
            "how much each check measures: `quick` (at most ~600 model calls for the static "

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.boxing import CLASSES, structure_class
+from ..core.cases import PSEUDO_KINDS
 from ..core.model import MissingProperty, Model, ModelError
 
 
@@ -42,7 +43,7 @@ def probe_support(model: Model, cases) -> dict[str, ClassSupport]:
     """
     support: dict[str, ClassSupport] = {}
     for cls in CLASSES:
-        members = [c for c in cases if c.kind not in ("data", "support") and structure_class(c.atoms) == cls]
+        members = [c for c in cases if c.kind not in PSEUDO_KINDS and structure_class(c.atoms) == cls]
         if not members:
             continue
         case = min(members, key=len)
@@ -79,4 +80,4 @@ def unsupported_kinds(support: dict[str, ClassSupport], cases) -> set[str]:
     bad = {cls for cls, s in support.items() if s.status == "unsupported"}
     if len(bad) == len(support):
         return set()
-    return {c.name for c in cases if c.kind not in ("data", "support") and structure_class(c.atoms) in bad}
+    return {c.name for c in cases if c.kind not in PSEUDO_KINDS and structure_class(c.atoms) in bad}

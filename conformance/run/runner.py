@@ -48,6 +48,8 @@ class CheckContext:
         plugin shows it in the terminal. Default: does nothing.
     profile : Profile
         How much the check measures (:mod:`conformance.core.profiles`).
+    compare : Model or None
+        The second model of ``--mlip-compare`` (``compare_outputs`` reads it).
     """
 
     tol: Tolerances
@@ -58,6 +60,7 @@ class CheckContext:
     model_name: str = "model"
     progress: Callable[[int, int, str], None] = field(default=lambda done, total, what: None)
     profile: Profile = STANDARD
+    compare: Model | None = None
 
     @property
     def examples(self) -> int:
@@ -89,7 +92,7 @@ def reproducer_command(config: RunConfig, check: str, case: str) -> str:
         parts.append(f"--mlip-precision={config.precision}")
     if config.structures:
         parts.append(f"--mlip-structures={config.structures}")
-    for key in ("train", "test"):  # data files of the data audits
+    for key in ("train", "test", "golden", "compare"):  # data, golden file, second model
         if getattr(config, key):
             parts.append(f"--mlip-{key}={getattr(config, key)}")
     parts.append(f"--mlip-seed={config.seed}")
@@ -99,11 +102,16 @@ def reproducer_command(config: RunConfig, check: str, case: str) -> str:
 
 def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | None = None,
               tolerances: Tolerances | None = None, report_dir: Path | None = None,
-              progress: Callable[[int, int, str], None] | None = None) -> CheckResult:
-    """Run ``spec`` on ``case``; never raises for model or check failures."""
+              progress: Callable[[int, int, str], None] | None = None,
+              compare: Model | None = None) -> CheckResult:
+    """Run ``spec`` on ``case``; never raises for model or check failures.
+
+    ``compare`` is the second model of ``--mlip-compare``, handed to the check as
+    ``ctx.compare``.
+    """
     seconds_before = model.calc_seconds
     warned_before = dict(model.warnings)
-    result = _run_check(spec, model, case, config, tolerances, report_dir, progress)
+    result = _run_check(spec, model, case, config, tolerances, report_dir, progress, compare)
     result.calc_seconds = model.calc_seconds - seconds_before
     warned = {k: n - warned_before.get(k, 0) for k, n in model.warnings.items()
               if n > warned_before.get(k, 0)}
@@ -112,7 +120,7 @@ def run_check(spec: CheckSpec, model: Model, case: Case, config: RunConfig | Non
     return result
 
 
-def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> CheckResult:
+def _run_check(spec, model, case, config, tolerances, report_dir, progress, compare=None) -> CheckResult:
     config = config or RunConfig()
     tolerances = tolerances or config.make_tolerances(model.tags.precision)
     base = dict(check=spec.name, case=case.name, family=spec.family, unit=spec.unit,
@@ -124,7 +132,7 @@ def _run_check(spec, model, case, config, tolerances, report_dir, progress) -> C
                        reproducer=reproducer_command(config, spec.name, case.name),
                        report_dir=report_dir, species=tuple(model.tags.species),
                        model_name=re.sub(r"[^A-Za-z0-9_.-]+", "_", model.spec).strip("_") or "model",
-                       profile=PROFILES[config.profile])
+                       profile=PROFILES[config.profile], compare=compare)
     if progress is not None:
         ctx.progress = progress
     rng = check_rng(config.seed, spec.name, case.name)

@@ -17,7 +17,7 @@ from ..core.profiles import PROFILES
 from ..core.registry import CheckSpec, generate, select
 from ..core.result import CheckResult
 from .runner import item_id, run_check
-from ..core.cases import Case
+from ..core.cases import PSEUDO_KINDS, Case
 from ..toolkit.structures import build_cases, read_structures
 from ..core.tags import infer_tags
 from ..core.tolerances import Tolerances
@@ -40,6 +40,8 @@ class Session:
     probed : bool
         Whether the classes of structure were probed in this process
         (:func:`probe_classes`; done before the first item runs here).
+    compare : Model or None
+        The second model of ``--mlip-compare`` (read by ``compare_outputs``), else None.
     """
 
     config: RunConfig
@@ -51,6 +53,7 @@ class Session:
     results: list = field(default_factory=list)
     worker: Any = None
     probed: bool = False
+    compare: Model | None = None
 
     def run_item(self, spec: CheckSpec, case: Case, progress=None) -> CheckResult:
         """Run one item, in the model worker when there is one."""
@@ -59,7 +62,7 @@ class Session:
         else:
             self.probe()
             result = run_check(spec, self.model, case, self.config, self.tolerances, self.report_dir,
-                               progress)
+                               progress, compare=self.compare)
         result.xfail = self.xfail_reason(spec, case)
         self.results.append(result)
         return result
@@ -83,7 +86,7 @@ class Session:
             return
         self.probed = True
         if any(case.kind == "support" for case in self.cases):
-            probe_classes(self.model, [c for c in self.cases if c.kind not in ("data", "support")])
+            probe_classes(self.model, [c for c in self.cases if c.kind not in PSEUDO_KINDS])
 
     def close(self) -> None:
         """Stop the model worker, if any (a later item starts a new one)."""
@@ -123,13 +126,26 @@ def load_model(config: RunConfig, calc: Any = None) -> Model:
     return Model(calc, factory=factory, spec=spec, tags=tags, timeout=config.timeout)
 
 
+def load_compared(config: RunConfig, calc: Any = None, species: tuple = ()) -> Model | None:
+    """The second model of ``--mlip-compare`` (``config.compare``, a spec) or ``calc``
+    (a calculator given to :func:`conformance.audit`); None when there is none. Its
+    precision is its own declaration (``--mlip-precision`` is the audited model's);
+    its species are the audited model's."""
+    if calc is None and not config.compare:
+        return None
+    other = config.replace(model=config.compare, model_kwargs={}, precision=None,
+                           species=tuple(species))
+    return load_model(other, calc)
+
+
 def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = None,
-                 probe: bool = True) -> Session:
+                 probe: bool = True, compare_calc: Any = None) -> Session:
     """Load the model, build cases and items for ``config``.
 
     ``probe=False`` leaves out the probe of the classes of structure (model calls)
     here: for a process that only collects items while another process runs them;
-    should it run items itself, it probes before the first.
+    should it run items itself, it probes before the first. ``compare_calc`` is a
+    calculator to compare the model with (instead of the spec ``config.compare``).
 
     The session runs its items in this process; for items run in a model worker
     process, see :func:`conformance.run.isolation.open_isolated_session`.
@@ -157,9 +173,14 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
 
     if config.train or config.test:  # the data audits run once, on the data files
         cases.append(Case("train_test", "data", Atoms(), frozenset({"data"})))
+    if config.golden:  # the regression family: once each, on the cases and their variants
+        cases.append(Case("golden_file", "golden", Atoms(), frozenset({"golden"})))
+    compared = load_compared(config, compare_calc, tuple(species))
+    if compared is not None:
+        cases.append(Case("compared_model", "compare", Atoms(), frozenset({"compare"})))
     checks = [c for c in select(config.checks) if c.name not in config.skip
               and c.family not in config.skip]
-    structure_cases = [c for c in cases if c.kind != "data"]
+    structure_cases = [c for c in cases if c.kind not in PSEUDO_KINDS]
     if any(c.applies_to(case) for c in checks for case in structure_cases):
         cases.append(Case("classes", "support", Atoms(), frozenset({"support"})))
     tolerances = config.make_tolerances(model.tags.precision)
@@ -171,7 +192,7 @@ def open_session(config: RunConfig, calc: Any = None, report_dir: Path | None = 
     if stale:
         raise ConfigError(f"xfail declares {stale}, but this run has no such item "
                           f"(cases: {', '.join(c.name for c in cases)})")
-    session = Session(config, model, cases, tolerances, items, report_dir)
+    session = Session(config, model, cases, tolerances, items, report_dir, compare=compared)
     if probe:
         session.probe()
     return session
@@ -226,10 +247,12 @@ def metadata(session: Session) -> dict:
     from ..core.registry import all_checks
 
     families_run = sorted({spec.family for spec, _ in session.items})
-    model_checks = {n: c for n, c in all_checks().items() if c.family != "data"}  # data: --mlip-train
+    # data runs with --mlip-train, regression with --mlip-golden / --mlip-compare
+    model_checks = {n: c for n, c in all_checks().items() if c.family not in ("data", "regression")}
     checks_run = {spec.name for spec, _ in session.items}
     return {
         "model": session.model.spec,
+        **({"compared_model": session.compare.spec} if getattr(session, "compare", None) else {}),
         "families_run": families_run,
         "families_not_run": sorted({c.family for c in model_checks.values()} - set(families_run)),
         "checks_not_run": sorted(set(model_checks) - checks_run),
