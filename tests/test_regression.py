@@ -199,3 +199,15 @@ def test_plugin_golden_cycle_and_compare(pytester):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*compare_outputs[[]compared_model[]]*",
                                  "*|ΔF| = 0.0001 eV/Å > tolerance*"])
+
+
+def test_benchmark_tracks_the_reference_models_against_their_committed_golden_files():
+    from benchmarks.bench_regression import MODELS, GoldenDifference, golden_path
+
+    assert all(golden_path(m).is_file() for m in MODELS)
+    bench = GoldenDifference()
+    worst = bench.setup_cache()
+    for model in MODELS:
+        for prop in ("energy", "forces", "stress"):
+            assert bench.track_golden_ratio(worst, model, prop) <= 1.0   # this commit matches them
+            assert bench.track_golden_difference(worst, model, prop) >= 0.0

@@ -127,7 +127,8 @@ def read_golden(path) -> tuple[dict, list[Case], dict]:
 
 def package_versions(calc) -> dict[str, str]:
     """Versions of ase, numpy and of the package the calculator's class comes from
-    (its top-level module; ``unknown`` when it has no version)."""
+    (its top-level module's ``__version__``, else the version of the distribution
+    that installs it; ``unknown`` when neither is known)."""
     import importlib
     from importlib import metadata
 
@@ -136,9 +137,14 @@ def package_versions(calc) -> dict[str, str]:
     for name in dict.fromkeys(("ase", "numpy", top)):
         try:
             versions[name] = str(importlib.import_module(name).__version__)
+            continue
         except Exception:
+            pass
+        for dist in [name] + metadata.packages_distributions().get(name, []):
             try:
-                versions[name] = metadata.version(name)
-            except Exception:
-                versions[name] = "unknown"
+                versions[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        versions.setdefault(name, "unknown")
     return versions
