@@ -17,7 +17,7 @@ suite that builds its cases differently still compares the same structures.
 >>> out = {"dimer_Cu2": {"energy": -0.5, "forces": np.array([[0, 0, 1.0], [0, 0, -1.0]])}}
 >>> text = golden_text({"model": "ase:EMT"}, [case], out)
 >>> header, structures, outputs = parse_golden(text)
->>> header["model"], structures[0].name, outputs["dimer_Cu2"]["forces"][1, 2]
+>>> header["model"], structures[0].name, float(outputs["dimer_Cu2"]["forces"][1, 2])
 ('ase:EMT', 'dimer_Cu2', -1.0)
 """
 
