@@ -8,7 +8,8 @@ and validates pyproject and command-line values with each row's ``coerce``, and
 
 ``python -m conformance.run.options`` prints that table; ``python -m
 conformance.run.options --update README.md`` rewrites every generated block of
-the README in place (options, check catalogue, tolerances; a test keeps them in
+the README in place (options, check catalogue, tolerances) and the lists of checks of
+the family pages in docs/checks (a test keeps them in
 sync). The command lives here because this is the layer that sees both the
 options and the reporting layer's catalogue.
 """
@@ -353,9 +354,20 @@ def render_readme(text: str) -> str:
     return replace_block(render_catalogue_blocks(text), "options", markdown_table())
 
 
+def update_generated_files(readme: Path) -> list[Path]:
+    """Rewrite the README's generated blocks and the family pages of ``docs/checks``
+    beside it (their lists of checks); the paths written."""
+    from ..reporting.catalogue import family_pages
+
+    readme.write_text(render_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    pages = family_pages(readme.resolve().parent / "docs" / "checks")
+    for path, text in pages.items():
+        path.write_text(text, encoding="utf-8")
+    return [readme, *pages]
+
+
 if __name__ == "__main__":  # pragma: no cover
     if len(sys.argv) == 3 and sys.argv[1] == "--update":
-        path = Path(sys.argv[2])
-        path.write_text(render_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
+        update_generated_files(Path(sys.argv[2]))
     else:
         print(markdown_table())
