@@ -113,7 +113,9 @@ def test_model_declaring_non_conservative_still_runs_and_fails():
         mlip_tags = {"conservative": False}
 
     report = audit(Declared(), species=["Cu"], checks=["force_consistency"], structure_kinds=["bulk"])
-    assert report["force_consistency[bulk_Cu_fcc]"].status == "failed"
+    r = report["force_consistency[bulk_Cu_fcc]"]
+    assert r.status == "failed"
+    assert "declares conservative=False (direct forces): this finding is its declared design" in r.message
 
 
 def test_net_force_and_torque_messages_give_vectors():

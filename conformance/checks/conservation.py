@@ -302,6 +302,9 @@ def force_consistency(model, case, ctx, rng):
             note = (f"along the forces F·u = {g:.6g} eV/Å, -dE/dh = {g - r:.6g} eV/Å "
                     f"(ratio {g / (g - r):.6g})\n" + note)
     note += retried + (f"\n{noise.describe()}" if noise.measured else "")
+    if not model.tags.conservative:
+        note += ("\nthe model declares conservative=False (direct forces): this finding is its "
+                 "declared design, and MD with it does not conserve energy")
     body = (f"h = {h!r}\natoms.calc = calc\nF = atoms.get_forces()\n"
             "u = F * np.sqrt(len(atoms)) / np.linalg.norm(F)  # direction along the forces\n"
             "plus, minus = atoms.copy(), atoms.copy()\n"
