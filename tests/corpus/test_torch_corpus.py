@@ -64,7 +64,12 @@ def test_chgnet_native_batches_equal_one_at_a_time_evaluation():
     from adapters.batching import with_native_batching
     from conformance.core.model import Model
 
+    import torch
+
     entry, _ = _entry("CHGNet-Si")
+    # MACE's float64 calculator leaves torch's default dtype at float64 after its audits in
+    # this process; CHGNet's layers are float32
+    torch.set_default_dtype(torch.float32)
     model = Model(with_native_batching(entry.factory(), force=True))
     rng = np.random.default_rng(0)
     structures = [bulk("Si", "diamond", a=5.43, cubic=True) for _ in range(4)]
