@@ -52,7 +52,7 @@ def _zoo_params():
         yield pytest.param(cls, species, checks, kinds, expected, id=cls.__name__, marks=marks)
 
 
-@pytest.mark.parametrize("cls, species, checks, kinds, expected", _zoo_params())
+@pytest.mark.parametrize("cls, species, checks, kinds, expected", list(_zoo_params()))
 def test_quick_catches_what_standard_catches(cls, species, checks, kinds, expected):
     options = {"structure_kinds": kinds} if kinds else {}
     report = audit(cls(), species=species, checks=checks, profile="quick", **options)
