@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ase.stress import full_3x3_to_voigt_6_stress
 from ase import Atoms, units
 from ase.build import bulk, fcc100, fcc111
 from ase.calculators.emt import EMT
@@ -55,6 +54,9 @@ from ase.constraints import FixCom
 from ase.io import read, write
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from conformance.toolkit.transforms import strained
 
 __all__ = [
     "PLAN", "Condition", "DATA_FILE", "generate", "generate_trajectory", "load",
@@ -210,11 +212,7 @@ def _voigt(eps) -> np.ndarray:
     return full_3x3_to_voigt_6_stress(eps)
 
 
-def strained(atoms, eps):
-    """Copy of ``atoms`` with cell and positions deformed by ``(1 + eps)``."""
-    out = atoms.copy()
-    out.set_cell(atoms.cell.array @ (np.eye(3) + eps).T, scale_atoms=True)
-    return out
+
 
 
 def _round_trip(atoms):

@@ -21,6 +21,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from ..core.model import MissingProperty, ModelError, Skip
 from ..toolkit.noise import noise_floor
+from ..toolkit.transforms import strained
 from ..core.registry import check
 from ..core.result import Field, Verdict
 from ..core.cases import ANY, ISOLATED
@@ -350,11 +351,6 @@ def periodic_strains(cell: np.ndarray, pbc, k: int, rng: np.random.Generator) ->
     return np.array(mats)
 
 
-def strained(atoms, eps: np.ndarray):
-    """Copy of ``atoms`` deformed by I + eps (atoms move with the cell)."""
-    out = atoms.copy()
-    out.set_cell(atoms.cell.array @ (np.eye(3) + eps).T, scale_atoms=True)
-    return out
 
 
 def measure_stress_consistency(evaluate, atoms, strains: np.ndarray, eta: float) -> dict:

@@ -21,6 +21,7 @@ import numpy as np
 from ase.neighborlist import neighbor_list
 
 from ..toolkit import scans
+from ..toolkit.transforms import strained
 from ..core.model import Skip
 from ..core.profiles import STANDARD
 from ..core.registry import check
@@ -476,9 +477,7 @@ VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 
 def deform(atoms, matrix: np.ndarray):
     """Copy of ``atoms`` with cell and positions mapped by the deformation gradient ``matrix`` (3, 3)."""
-    out = atoms.copy()
-    out.set_cell(out.cell.array @ np.asarray(matrix).T, scale_atoms=True)
-    return out
+    return strained(atoms, np.asarray(matrix) - np.eye(3))
 
 
 def path_matrix(kind: str, t: float) -> np.ndarray:

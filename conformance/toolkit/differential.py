@@ -27,6 +27,7 @@ import numpy as np
 from ..core.cases import Case, case_rng, case_tags
 from ..core.result import Field
 from .noise import Noise
+from .transforms import strained
 
 #: Standard deviation (Å) of the extra rattle of the ``~rattled`` variants: off
 #: equilibrium, so that every atom carries a force of ~1 eV/Å.
@@ -66,7 +67,7 @@ def variant(case: Case, which: str, seed: int) -> Case:
             raise ValueError(f"{case.name}: only a cell of rank 3 can be strained")
         eps = rng.uniform(-VARIANT_STRAIN, VARIANT_STRAIN, (3, 3))
         eps = 0.5 * (eps + eps.T)
-        atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+        atoms = strained(atoms, eps)   # eps symmetric
     else:
         raise ValueError(f"unknown variant {which!r}: rattled or strained")
     return Case(name, case.kind, atoms, case_tags(case.kind, atoms), case.note)

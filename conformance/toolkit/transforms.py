@@ -170,6 +170,14 @@ def change_basis(atoms: Atoms, matrix: np.ndarray) -> Atoms:
     return out
 
 
+def strained(atoms: Atoms, eps: np.ndarray) -> Atoms:
+    """Copy of ``atoms`` deformed by the gradient I + ``eps`` (3, 3): cell and positions
+    move together (``set_cell(..., scale_atoms=True)``); ``eps`` a strain, dimensionless."""
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ (np.eye(3) + np.asarray(eps)).T, scale_atoms=True)
+    return out
+
+
 def same_species_permutation(numbers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random permutation that maps every atom onto one of the same species.
 
