@@ -14,20 +14,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
-
 from ..core.tolerances import Tolerances
+from ..toolkit.differential import VOIGT, differences, properties_of  # noqa: F401  (VOIGT re-exported)
 
-VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
-
-
-def properties_for(model, case) -> tuple[str, ...]:
-    """Properties to compare on a case: energy, forces, and stress when the
-    model has it and the case is periodic in all three directions."""
-    props = ["energy", "forces"]
-    if model.tags.has_stress and "periodic3" in case.tags:
-        props.append("stress")
-    return tuple(props)
+#: properties compared on a case: energy, forces, and stress when the model has it and the
+#: case is periodic in all three directions
+properties_for = properties_of
 
 
 def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances,
@@ -48,31 +40,11 @@ def compare(expected: Mapping[str, Any], got: Mapping[str, Any], tol: Tolerances
         The model's noise floor on the case; ``noise_factor`` times it is added
         to each tolerance (float32 models).
     """
-    from ..toolkit.noise import Noise
     from ..core.result import Field
 
-    noise = noise or Noise()
-    k = tol["noise_factor"]
-    fields = []
-    if "energy" in expected and "energy" in got:
-        err = abs(got["energy"] - expected["energy"])
-        fields.append(Field(prefix + "|ΔE|", err, tol["energy_atol"] * n_atoms + k * noise.energy, "eV"))
-    if "forces" in expected and "forces" in got:
-        f0 = np.asarray(expected["forces"])
-        diff = np.linalg.norm(np.asarray(got["forces"]) - f0, axis=1)
-        i = int(np.argmax(diff)) if len(diff) else 0
-        scale = float(np.abs(f0).max()) if f0.size else 0.0
-        fields.append(Field(prefix + "max |ΔF|", float(diff.max()) if len(diff) else 0.0,
-                            tol["force_atol"] + tol["force_rtol"] * scale + k * noise.forces, "eV/Å",
-                            f"atom {i}"))
-    if "stress" in expected and "stress" in got:
-        s0 = np.asarray(expected["stress"])
-        diff = np.abs(np.asarray(got["stress"]) - s0)
-        j = int(np.argmax(diff))
-        fields.append(Field(prefix + "max |Δσ|", float(diff.max()),
-                            tol["stress_atol"] + tol["stress_rtol"] * float(np.abs(s0).max())
-                            + k * noise.stress, "eV/Å³", f"component {VOIGT[j]}"))
-    return fields
+    names = {"energy": "|ΔE|", "forces": "max |ΔF|", "stress": "max |Δσ|"}
+    return [Field(prefix + names[d.property], d.error, d.tolerance, d.unit, d.where)
+            for d in differences(expected, got, tol, n_atoms, noise, resolution=False)]
 
 
 def case_reproducer(case, ctx, body: str) -> str:

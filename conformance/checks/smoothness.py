@@ -27,7 +27,7 @@ from ..core.profiles import STANDARD
 from ..core.registry import check
 from ..core.result import Field, Verdict
 from ..core.tolerances import define
-from ._compare import compare
+from ._compare import VOIGT, compare
 
 define("smooth_energy_atol", "eV", 1e-4, 2e-4,
        "floor of an energy jump along a scan and of |E - E_sep| at and beyond the cutoff. "
@@ -356,7 +356,7 @@ def dimer_curve(model, case, ctx, rng):
         r_min = scans.R_MIN_FRACTION * scans.pair_nn_distance(a, b)
         rc = cutoff.radius
         r_max = rc + max(1.0, 0.15 * rc) if rc is not None else scans.R_SEARCH
-        n_points = max(9, int(round(N_DIMER * ctx.profile.dimer_density)))
+        n_points = ctx.profile.points(N_DIMER, ctx.profile.dimer_density)
         curve = scans.dimer_curve(model, a, b, scans.pair_grid(r_min, r_max, n_points), atom_cache=atom_cache)
 
         def sample(r, a=a, b=b):
@@ -472,7 +472,6 @@ def trimer_angle(model, case, ctx, rng):
 
 # --------------------------------------------------------------------------- strain_scan
 
-VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
 
 
 def deform(atoms, matrix: np.ndarray):

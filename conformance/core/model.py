@@ -217,8 +217,6 @@ class Model:
         works = [self.adapt(work) for work in originals]
         if "stress" in properties and any(w is not o and o.cell.rank < 3 for w, o in zip(works, originals)):
             return [self.evaluate(atoms, properties) for atoms in structures]
-        for work in works:
-            work.calc = None
         try:
             with self.calling(works[0], f", in a batch of {len(works)}", count=len(works)):
                 raw = list(batch(works, properties))

@@ -4,10 +4,11 @@ A profile scales what costs model calls without changing what is judged:
 the number of random operations of the symmetry checks, the density of the
 smoothness scans and their refinement budget, the length of the memory and
 MD runs. ``standard`` is the audit as documented per check; ``quick`` is for
-iterating on an expensive model (at most ~600 calls for the static families
-on one species, and it still catches every broken model of the test zoo that
+iterating on an expensive model (about 60 % of ``standard``'s calls for the
+static families: 865 against 1,454 on EMT Cu, the dimer scan keeping its
+points; it still catches every broken model of the test zoo that
 ``standard`` catches); ``thorough`` is for a pre-publication audit (denser
-scans, more operations, production-length MD).
+scans, more operations, every species pair, production-length MD).
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ class Profile:
     walk_step: float = 0.05
     dimer_density: float = 1.0
 
-    def points(self, n: int, minimum: int = 9) -> int:
-        """``n`` scan points scaled by :attr:`scan_density`, at least ``minimum``."""
-        return max(minimum, int(round(n * self.scan_density)))
+    def points(self, n: int, density: float | None = None, minimum: int = 9) -> int:
+        """``n`` scan points scaled by ``density`` (default :attr:`scan_density`), at
+        least ``minimum``."""
+        density = self.scan_density if density is None else density
+        return max(minimum, int(round(n * density)))
 
 
 PROFILES = {

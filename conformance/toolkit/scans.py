@@ -45,6 +45,7 @@ import numpy as np
 from ase import Atoms
 
 from .structures import nearest_neighbour_distance
+from ..core.profiles import STANDARD
 from ..core.tolerances import define
 
 __all__ = [
@@ -87,8 +88,8 @@ def dimer(a: str, b: str, r: float) -> Atoms:
 
 
 #: Pairs probed for the cutoff: all of them up to 9 species, else a covering sample
-#: (every element in a pair with itself and with two others)
-CUTOFF_PAIRS = 45
+#: (every element in a pair with itself and with two others), as the standard dimer scans
+CUTOFF_PAIRS = STANDARD.max_pairs
 
 
 def species_pairs(species: Sequence[str], max_pairs: int | None = None,
